@@ -1,0 +1,61 @@
+"""pontem-async: asyncio-native telemetry — structured logs, metrics and a call-tree profiler,
+delivered by async handlers that never block the event loop and never lose data silently.
+
+    import pontem_async as pa
+
+    telemetry = pa.init(service_name="checkout")      # or pa.dict_config({...})
+    pa.logger.info("model loaded", model="v3")
+    await telemetry.flush()
+"""
+
+from pontem_async.context import bind_context, get_context
+from pontem_async.errors import ConfigError, PipelineClosedError, PontemError, QueueFullError
+from pontem_async.log import Logger
+from pontem_async.pipeline import PipelineOptions, ShutdownReport
+from pontem_async.records import Level, LogRecord, Record
+from pontem_async.telemetry import Telemetry, get_default, get_logger, init
+
+__version__ = "0.1.0"
+
+logger: Logger = get_logger()
+"""The root logger of the default telemetry instance."""
+
+
+async def flush(timeout: float | None = None) -> bool:
+    """Flush the default instance (see :meth:`Telemetry.flush`)."""
+    return await get_default().flush(timeout)
+
+
+async def shutdown(timeout: float | None = None) -> ShutdownReport:
+    """Shut the default instance down (see :meth:`Telemetry.shutdown`)."""
+    return await get_default().shutdown(timeout)
+
+
+def stats() -> dict[str, dict[str, object]]:
+    """Delivery and drop counters of the default instance, per handler."""
+    return get_default().stats()
+
+
+__all__ = [
+    "ConfigError",
+    "Level",
+    "LogRecord",
+    "Logger",
+    "PipelineClosedError",
+    "PipelineOptions",
+    "PontemError",
+    "QueueFullError",
+    "Record",
+    "ShutdownReport",
+    "Telemetry",
+    "__version__",
+    "bind_context",
+    "flush",
+    "get_context",
+    "get_default",
+    "get_logger",
+    "init",
+    "logger",
+    "shutdown",
+    "stats",
+]

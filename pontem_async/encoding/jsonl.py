@@ -1,0 +1,141 @@
+"""Records to JSONL: one UTF-8 JSON object per line, ``\\n``-terminated, written by orjson.
+
+Log lines keep pontem's shape (``timestamp`` in float seconds, ``severityNumber``,
+``severityText``, ``body``, ``attributes``, ``resource``) so pontem's readers keep working, plus
+``kind`` and ``timeUnixNano`` (the exact integer nanoseconds: a float of seconds cannot hold
+nanoseconds at today's epoch, and exact times keep lines of one burst in order).
+
+Robustness, because a bad attribute must never cost the whole line:
+
+- values orjson cannot encode fall back to ``str(value)`` (``repr`` if ``str`` raises);
+- NaN and ±Infinity become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (the proto3
+  JSON spelling) instead of orjson's ``null``, so the value survives and the JSON stays valid;
+- integers beyond 64 bits and strings with lone surrogates are rewritten on a slow path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from pontem_async.records import LogRecord, Record, severity_text
+
+__all__ = ["encode_batch", "encode_line", "record_to_dict", "register_kind"]
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_ENCODERS: dict[str, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _default(value: Any) -> Any:
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
+
+
+def register_kind(kind: str, encoder: Callable[[Any], dict[str, Any]]) -> None:
+    """Register the dict encoder of a record kind (used by the metric/profile/event modules)."""
+    _ENCODERS[kind] = encoder
+
+
+def _finite(value: float) -> Any:
+    if value != value:
+        return "NaN"
+    if value == math.inf:
+        return "Infinity"
+    if value == -math.inf:
+        return "-Infinity"
+    return value
+
+
+def sanitize(value: Any) -> Any:
+    """Replace non-finite floats (at any depth) by their proto3 JSON strings; copy only if needed."""
+    cls = value.__class__
+    if cls is float:
+        return _finite(value) if (value != value or value in (math.inf, -math.inf)) else value
+    if cls is dict:
+        changed = None
+        for key, item in value.items():
+            new = sanitize(item)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
+    if cls is list or cls is tuple:
+        items = [sanitize(item) for item in value]
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            return items
+        return value
+    return value
+
+
+def _stringify_hard(value: Any) -> Any:
+    """Slow path: make anything orjson rejects (huge ints, lone surrogates, odd keys) encodable."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {str(_stringify_hard(k)): _stringify_hard(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_stringify_hard(v) for v in value]
+    return _stringify_hard(_default(value))
+
+
+def _log_to_dict(record: LogRecord) -> dict[str, Any]:
+    ts, severity, body, attributes, logger, resource, trace_id, span_id = record
+    line: dict[str, Any] = {
+        "kind": "log",
+        "timestamp": ts / 1e9,
+        "timeUnixNano": ts,
+        "severityNumber": severity,
+        "severityText": severity_text(severity),
+        "body": body if body.__class__ is str else _default(body),
+        "attributes": sanitize(attributes) if attributes else {},
+        "resource": resource if resource is not None else {},
+    }
+    if logger:
+        line["logger"] = logger
+    if trace_id is not None:
+        line["traceId"] = trace_id
+    if span_id is not None:
+        line["spanId"] = span_id
+    return line
+
+
+register_kind("log", _log_to_dict)
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The JSON object of one record, as written on its JSONL line."""
+    encoder = _ENCODERS.get(record.kind)
+    if encoder is None:
+        raise TypeError(f"no JSONL encoder registered for record kind {record.kind!r}")
+    return encoder(record)
+
+
+def encode_line(record: Record) -> bytes:
+    """One record as a JSONL line (with the trailing newline). Never raises for bad values."""
+    line = record_to_dict(record)
+    try:
+        return orjson.dumps(line, default=_default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return orjson.dumps(
+            _stringify_hard(line), default=_default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
+        )
+
+
+def encode_batch(batch: Iterable[Record]) -> bytes:
+    """A batch of records as consecutive JSONL lines, ready for one write."""
+    return b"".join([encode_line(record) for record in batch])

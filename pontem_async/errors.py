@@ -1,0 +1,41 @@
+"""Exceptions raised by pontem-async.
+
+Telemetry never raises into application code because a handler failed; the exceptions below are
+for mistakes the caller can fix (bad configuration, bad arguments) and for the one overflow
+policy that asks for an exception::
+
+    PontemError
+     ├── ConfigError        invalid configuration value; the message starts with its key path
+     ├── QueueFullError     a handler's queue is full and the overflow policy is ``raise``
+     └── PipelineClosedError  a record was submitted after shutdown (only raised by ``asubmit``)
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "PipelineClosedError", "PontemError", "QueueFullError"]
+
+
+class PontemError(Exception):
+    """Base of every exception pontem-async raises on purpose."""
+
+
+class ConfigError(PontemError, ValueError):
+    """An invalid configuration value; ``key_path`` names where it is (``handlers.file.path``)."""
+
+    def __init__(self, key_path: str, message: str) -> None:
+        self.key_path = key_path
+        self.reason = message
+        super().__init__(f"{key_path}: {message}" if key_path else message)
+
+
+class QueueFullError(PontemError):
+    """The queue of ``handler`` is full and its overflow policy is ``raise``."""
+
+    def __init__(self, handler: str, size: int) -> None:
+        self.handler = handler
+        self.size = size
+        super().__init__(f"queue of handler {handler!r} is full ({size} records)")
+
+
+class PipelineClosedError(PontemError):
+    """The pipeline has been shut down and takes no more records."""

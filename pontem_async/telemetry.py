@@ -1,0 +1,367 @@
+"""Telemetry: one configured instance of everything — resource, pipeline, loggers.
+
+The module keeps a default instance, so ``pa.logger`` works anywhere. Until ``pa.init`` (or
+``pa.dict_config``) configures it, the default behaves like stdlib's "last resort": warnings and
+worse go to stderr in the console format, and nothing is written to disk. ``pa.init`` reconfigures
+that same object in place, so loggers created at import time follow the new configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from pontem_async import _lifecycle, settings
+from pontem_async.errors import ConfigError
+from pontem_async.handlers.base import Handler
+from pontem_async.log import Logger
+from pontem_async.pipeline import Pipeline, PipelineOptions, ShutdownReport
+from pontem_async.records import Record
+
+__all__ = ["Telemetry", "default_handlers", "get_default", "get_logger", "init"]
+
+_internal = logging.getLogger("pontem_async")
+_EMIT_TARGETS = ("file", "stdout")
+
+
+def default_handlers(
+    emit_dir: str | os.PathLike[str] | None = None, emit_target: str | None = None
+) -> list[Handler]:
+    """The embedded default: console (warn and worse) + rotating JSONL files, no server needed.
+
+    ``emit_target`` (argument > ``PONTEM_EMIT_TARGET`` > ``file``): ``file`` writes
+    ``<emit_dir>/records.jsonl`` (argument > ``PONTEM_EMIT_DIR`` > ``./telemetry``); ``stdout``
+    writes JSONL to standard output instead.
+    """
+    from pontem_async.handlers.file import RotatingFileHandler
+    from pontem_async.handlers.stream import StreamHandler
+
+    target = settings.resolve(
+        emit_target, settings.PONTEM_EMIT_TARGET, settings.UNSET, settings.DEFAULT_EMIT_TARGET
+    )
+    if target not in _EMIT_TARGETS:
+        raise ConfigError("emit_target", f"expected one of {', '.join(_EMIT_TARGETS)}, got {target!r}")
+    if target == "stdout":
+        return [StreamHandler(stream=sys.stdout, format="json", name="stdout")]
+    directory = settings.resolve(
+        emit_dir, settings.PONTEM_EMIT_DIR, settings.UNSET, settings.DEFAULT_EMIT_DIR
+    )
+    return [
+        StreamHandler(stream=sys.stderr, format="console", level="warn", name="console"),
+        RotatingFileHandler(os.path.join(os.fspath(directory), "records.jsonl"), name="file"),
+    ]
+
+
+def _last_resort() -> list[Handler]:
+    from pontem_async.handlers.stream import StreamHandler
+
+    return [StreamHandler(stream=sys.stderr, format="console", level="warn", name="last_resort")]
+
+
+class Telemetry:
+    """Owns the resource, the pipeline and its handlers; hands out loggers.
+
+    Args:
+        service_name: the ``service.name`` resource attribute (argument >
+            ``PONTEM_SERVICE_NAME`` > ``unknown_service``).
+        service_version: ``service.version`` (argument > ``PONTEM_SERVICE_VERSION``).
+        resource: more resource attributes (``deployment.environment``, ...).
+        handlers: where records go; ``None`` means the embedded default (see
+            :func:`default_handlers`), ``[]`` means nowhere.
+        pipeline: queue and batching options; keyword arguments named like its fields
+            (``queue_size=...``, ``overflow=...``) are accepted too.
+        install_signal_handlers: deliver queued records on SIGTERM (when SIGTERM still has its
+            default action); False leaves signal handling entirely to the application.
+        stdlib_logging: route stdlib ``logging`` records into this pipeline.
+    """
+
+    def __init__(
+        self,
+        service_name: str | None = None,
+        *,
+        service_version: str | None = None,
+        resource: Mapping[str, Any] | None = None,
+        handlers: Sequence[Handler] | None = None,
+        pipeline: PipelineOptions | None = None,
+        install_signal_handlers: bool = True,
+        stdlib_logging: bool = False,
+        **pipeline_options: Any,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._internal_errors: dict[str, int] = {}
+        self._loggers: dict[str, Logger] = {}
+        self._setup(
+            service_name,
+            service_version,
+            resource,
+            handlers,
+            pipeline,
+            install_signal_handlers,
+            stdlib_logging,
+            pipeline_options,
+        )
+
+    def _setup(
+        self,
+        service_name: str | None,
+        service_version: str | None,
+        resource: Mapping[str, Any] | None,
+        handlers: Sequence[Handler] | None,
+        pipeline: PipelineOptions | None,
+        install_signal_handlers: bool,
+        stdlib_logging: bool,
+        pipeline_options: Mapping[str, Any],
+    ) -> None:
+        if pipeline is not None and pipeline_options:
+            raise TypeError("pass either pipeline=PipelineOptions(...) or its fields, not both")
+        unknown = sorted(set(pipeline_options) - set(PipelineOptions.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+        options = pipeline if pipeline is not None else PipelineOptions(**pipeline_options)
+        name = settings.resolve(
+            service_name, settings.PONTEM_SERVICE_NAME, settings.UNSET, "unknown_service"
+        )
+        if not isinstance(name, str) or not name:
+            raise ConfigError("service.name", f"expected a non-empty string, got {name!r}")
+        version = settings.resolve(
+            service_version, settings.PONTEM_SERVICE_VERSION, settings.UNSET, None
+        )
+        res: dict[str, Any] = {"service.name": name}
+        if version is not None:
+            res["service.version"] = str(version)
+        if resource:
+            res.update(resource)
+        chosen = list(handlers) if handlers is not None else default_handlers()
+        for index, handler in enumerate(chosen):
+            if not isinstance(handler, Handler):
+                raise TypeError(
+                    f"handlers[{index}]: expected a pontem_async Handler, "
+                    f"got {type(handler).__name__}"
+                )
+        self.service_name: str = name
+        self.resource: Mapping[str, Any] = res
+        self.install_signal_handlers = install_signal_handlers
+        self.stdlib_logging = stdlib_logging
+        self._pipeline = Pipeline(chosen, options)
+        self._min_log_severity: int = self._pipeline.min_log_severity
+        self._submit = self._start_then_submit
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def handlers(self) -> tuple[Handler, ...]:
+        return tuple(lane.handler for lane in self._pipeline.lanes)
+
+    @property
+    def options(self) -> PipelineOptions:
+        return self._pipeline.options
+
+    @property
+    def running(self) -> bool:
+        return self._pipeline.running
+
+    def configure(
+        self,
+        service_name: str | None = None,
+        *,
+        service_version: str | None = None,
+        resource: Mapping[str, Any] | None = None,
+        handlers: Sequence[Handler] | None = None,
+        pipeline: PipelineOptions | None = None,
+        install_signal_handlers: bool = True,
+        stdlib_logging: bool = False,
+        start: bool = True,
+        **pipeline_options: Any,
+    ) -> Telemetry:
+        """Replace this instance's configuration in place (loggers keep working).
+
+        The previous pipeline is shut down: records it still held are delivered first.
+        """
+        with self._lock:
+            old = self._pipeline
+            self._setup(
+                service_name,
+                service_version,
+                resource,
+                handlers,
+                pipeline,
+                install_signal_handlers,
+                stdlib_logging,
+                pipeline_options,
+            )
+            self._retire(old)
+            if start:
+                self.start()
+        return self
+
+    def _retire(self, old: Pipeline) -> None:
+        if not old.running:
+            old.shutdown_sync(0.1)
+            return
+        if old.on_pipeline_loop():
+            task = asyncio.get_running_loop().create_task(old.shutdown())
+            _lifecycle._pending.add(task)
+            task.add_done_callback(_lifecycle._pending.discard)
+        else:
+            old.shutdown_sync()
+
+    def start(self) -> Telemetry:
+        """Start the pipeline (on the running loop, or a private loop in a daemon thread)."""
+        with self._lock:
+            pipeline = self._pipeline
+            pipeline.start()
+            self._submit = pipeline.submit
+        _lifecycle.register(self, signals=self.install_signal_handlers)
+        if self.stdlib_logging:
+            from pontem_async.stdlib import install_stdlib_bridge
+
+            install_stdlib_bridge(self)
+        return self
+
+    # ------------------------------------------------------------------ records
+
+    def _start_then_submit(self, record: Record) -> None:
+        self.start()
+        self._pipeline.submit(record)
+
+    async def _asubmit(self, record: Record) -> None:
+        if not self._pipeline.running:
+            self.start()
+        await self._pipeline.asubmit(record)
+
+    def submit(self, record: Record) -> None:
+        """Hand any record to the pipeline (what loggers, metrics and the profiler do)."""
+        self._submit(record)
+
+    def get_logger(self, name: str = "") -> Logger:
+        """The logger called ``name`` (the OTel instrumentation scope) of this instance."""
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers.setdefault(name, Logger(self, name))
+        return logger
+
+    @property
+    def logger(self) -> Logger:
+        """The root logger of this instance."""
+        return self.get_logger("")
+
+    def _internal_error(self, where: str, exc: BaseException) -> None:
+        count = self._internal_errors.get(where, 0)
+        self._internal_errors[where] = count + 1
+        if count == 0:
+            _internal.error(
+                "pontem-async swallowed an error in %s so the application keeps running: %s: %s",
+                where,
+                type(exc).__name__,
+                exc,
+            )
+
+    # ------------------------------------------------------------------ flush and shutdown
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted before the call is delivered and flushed by every
+        handler. Returns False if a handler failed or ``timeout`` passed first."""
+        return await self._pipeline.flush(timeout)
+
+    def flush_sync(self, timeout: float | None = None) -> bool:
+        """:meth:`flush` for synchronous programs (not from the pipeline's own loop)."""
+        return self._pipeline.flush_sync(timeout)
+
+    async def shutdown(self, timeout: float | None = None) -> ShutdownReport:
+        """Deliver what is queued (within ``timeout`` seconds, default
+        ``pipeline.shutdown_timeout``), close every handler, and report what was not delivered.
+        """
+        report = await self._pipeline.shutdown(timeout)
+        self._after_shutdown()
+        return report
+
+    def shutdown_sync(self, timeout: float | None = None) -> ShutdownReport:
+        """:meth:`shutdown` for synchronous programs."""
+        report = self._pipeline.shutdown_sync(timeout)
+        self._after_shutdown()
+        return report
+
+    def _after_shutdown(self) -> None:
+        _lifecycle.unregister(self)
+        if self.stdlib_logging:
+            from pontem_async.stdlib import uninstall_stdlib_bridge
+
+            uninstall_stdlib_bridge(self)
+
+    def _shutdown_at_exit(self) -> None:
+        pipeline = self._pipeline
+        if not pipeline.running:
+            return
+        try:
+            pipeline.shutdown_sync()
+        except Exception as exc:  # at exit, report and move on
+            _internal.error("pontem-async exit-time shutdown failed: %s", exc)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per handler: ``queued``, ``delivered``, ``filtered``, ``failed_batches`` and
+        ``dropped`` (reason -> count). Every record not delivered is counted in ``dropped``."""
+        return self._pipeline.stats()
+
+    async def __aenter__(self) -> Telemetry:
+        return self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        names = [lane.name for lane in self._pipeline.lanes]
+        return f"<Telemetry service={self.service_name!r} handlers={names}>"
+
+
+_default = Telemetry(handlers=_last_resort(), install_signal_handlers=False)
+
+
+def get_default() -> Telemetry:
+    """The module-level default instance behind ``pa.logger`` and friends."""
+    return _default
+
+
+def get_logger(name: str = "") -> Logger:
+    """A logger of the default instance."""
+    return _default.get_logger(name)
+
+
+def init(
+    service_name: str | None = None,
+    handlers: Sequence[Handler] | None = None,
+    *,
+    service_version: str | None = None,
+    resource: Mapping[str, Any] | None = None,
+    stdlib_logging: bool = False,
+    install_signal_handlers: bool = True,
+    emit_dir: str | os.PathLike[str] | None = None,
+    emit_target: str | None = None,
+    **pipeline_options: Any,
+) -> Telemetry:
+    """Configure and start the default instance; returns it.
+
+    With no ``handlers``, the embedded default is used: warnings to stderr and every record as
+    JSONL under ``emit_dir`` (``./telemetry``), or JSONL on stdout with ``emit_target="stdout"``.
+    """
+    if handlers is None:
+        handlers = default_handlers(emit_dir, emit_target)
+    return _default.configure(
+        service_name,
+        service_version=service_version,
+        resource=resource,
+        handlers=handlers,
+        install_signal_handlers=install_signal_handlers,
+        stdlib_logging=stdlib_logging,
+        **pipeline_options,
+    )
