@@ -20,7 +20,7 @@ import signal
 import threading
 import weakref
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pontem_async.telemetry import Telemetry
@@ -57,7 +57,7 @@ def _redeliver_sigterm() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-_pending: set[asyncio.Task[None]] = set()
+_pending: set[asyncio.Task[Any]] = set()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -307,7 +307,7 @@ class Pipeline:
                 lane.abandoned = True
                 undelivered[lane.name] = lane.undelivered()
                 lane.count_drop("shutdown_timeout", undelivered[lane.name])
-                lane.task.cancel()  # type: ignore[union-attr]
+                lane.task.cancel()
             else:
                 undelivered[lane.name] = 0
         if pending:

@@ -46,7 +46,8 @@ def default_handlers(
         emit_target, settings.PONTEM_EMIT_TARGET, settings.UNSET, settings.DEFAULT_EMIT_TARGET
     )
     if target not in _EMIT_TARGETS:
-        raise ConfigError("emit_target", f"expected one of {', '.join(_EMIT_TARGETS)}, got {target!r}")
+        choices = ", ".join(_EMIT_TARGETS)
+        raise ConfigError("emit_target", f"expected one of {choices}, got {target!r}")
     if target == "stdout":
         return [StreamHandler(stream=sys.stdout, format="json", name="stdout")]
     directory = settings.resolve(

@@ -20,9 +20,9 @@ The contract, which ``tests/test_handler_contract.py`` checks for every handler 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from pontem_async.records import Level, Record
 
@@ -48,6 +48,11 @@ class Handler(abc.ABC):
     """
 
     default_kinds: frozenset[str] = ALL_KINDS
+    env_overrides: ClassVar[Mapping[str, str]] = {}
+    """Constructor arguments an environment variable overrides in ``dict_config``
+    (``{"endpoint": "PONTEM_OTLP_ENDPOINT"}``): argument > environment > file > default."""
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    """Constructor arguments whose values are credentials: redacted by ``check-config``."""
 
     def __init__(
         self,
@@ -55,7 +60,7 @@ class Handler(abc.ABC):
         name: str | None = None,
         kinds: Iterable[str] | None = None,
         level: Level | int | str = Level.TRACE,
-        filter: RecordFilter | None = None,  # noqa: A002 - the stdlib logging name
+        filter: RecordFilter | None = None,
     ) -> None:
         self.name: str = name if name is not None else type(self).__name__.lower()
         if kinds is None:

@@ -38,7 +38,7 @@ class StreamHandler(Handler):
     def __init__(
         self,
         stream: TextIO | None = None,
-        format: Literal["json", "console"] = "console",  # noqa: A002 - stdlib logging's word
+        format: Literal["json", "console"] = "console",
         *,
         color: bool | None = None,
         **options: Any,
