@@ -54,7 +54,9 @@ def _top_frames(tb: TracebackType | None) -> list[str]:
 
 def exception_type_name(exc: BaseException) -> str:
     cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def exception_fingerprint(exc: BaseException, service: str = "") -> str:

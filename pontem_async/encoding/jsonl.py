@@ -55,7 +55,7 @@ def _finite(value: float) -> Any:
 
 
 def sanitize(value: Any) -> Any:
-    """Replace non-finite floats (at any depth) by their proto3 JSON strings; copy only if needed."""
+    """Replace non-finite floats (any depth) by their proto3 JSON strings; copy only if needed."""
     cls = value.__class__
     if cls is float:
         return _finite(value) if (value != value or value in (math.inf, -math.inf)) else value
