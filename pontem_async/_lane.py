@@ -19,7 +19,7 @@ import concurrent.futures
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pontem_async.errors import QueueFullError
@@ -54,8 +54,14 @@ def _resolve_waiter(fut: asyncio.Future[None]) -> None:
 class Lane:
     """The queue and consumer of one handler. Created by the pipeline, not by users."""
 
-    def __init__(self, handler: Handler, options: PipelineOptions) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        options: PipelineOptions,
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
         self.handler = handler
+        self.on_finished = on_finished
         self.name = handler.name
         self.min_severity = int(handler.level)
         self.maxsize = options.queue_size
@@ -248,6 +254,8 @@ class Lane:
         finally:
             self.finished = True
             self._release_waiters()
+            if self.on_finished is not None:
+                self.on_finished()
 
     def _urgent(self) -> bool:
         return self.markers_pending > 0 or self.closing

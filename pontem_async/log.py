@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ __all__ = ["Logger"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _time_ns = time.time_ns
+_new_record = tuple.__new__
 
 
 class Logger:
@@ -89,27 +90,18 @@ class Logger:
         except Exception as exc:  # telemetry never breaks the application
             tel._internal_error("log", exc)
 
-    def trace(self, msg: str, /, **attributes: Any) -> None:
-        self.log(1, msg, **attributes)
+    # The level methods are the hot path, so each is a closure made by _level_method (one frame,
+    # no **kwargs re-packing); the stubs below give type checkers their real signatures.
+    if TYPE_CHECKING:
 
-    def debug(self, msg: str, /, **attributes: Any) -> None:
-        self.log(5, msg, **attributes)
-
-    def info(self, msg: str, /, **attributes: Any) -> None:
-        self.log(9, msg, **attributes)
-
-    def warn(self, msg: str, /, **attributes: Any) -> None:
-        self.log(13, msg, **attributes)
-
-    warning = warn
-
-    def error(self, msg: str, /, **attributes: Any) -> None:
-        self.log(17, msg, **attributes)
-
-    def fatal(self, msg: str, /, **attributes: Any) -> None:
-        self.log(21, msg, **attributes)
-
-    critical = fatal
+        def trace(self, msg: str, /, **attributes: Any) -> None: ...
+        def debug(self, msg: str, /, **attributes: Any) -> None: ...
+        def info(self, msg: str, /, **attributes: Any) -> None: ...
+        def warn(self, msg: str, /, **attributes: Any) -> None: ...
+        def warning(self, msg: str, /, **attributes: Any) -> None: ...
+        def error(self, msg: str, /, **attributes: Any) -> None: ...
+        def fatal(self, msg: str, /, **attributes: Any) -> None: ...
+        def critical(self, msg: str, /, **attributes: Any) -> None: ...
 
     def exception(
         self,
@@ -170,6 +162,48 @@ class Logger:
 
     def __repr__(self) -> str:
         return f"<Logger name={self.name!r} bound={sorted(self._bound)}>"
+
+
+def _level_method(severity: int, name: str) -> Callable[..., None]:
+    """Build the method logging at ``severity``: everything inline, one Python frame."""
+
+    def method(self: Logger, msg: str, /, **attributes: Any) -> None:
+        tel = self._telemetry
+        if severity < tel._min_log_severity:
+            return
+        try:
+            ctx = _context.get()
+            if ctx or self._bound:
+                attributes = {**ctx, **self._bound, **attributes}
+            # tuple.__new__ directly: LogRecord's field order, minus one Python frame
+            tel._submit(
+                _new_record(
+                    LogRecord,
+                    (_time_ns(), severity, msg, attributes, self.name, tel.resource, None, None),
+                )
+            )
+        except QueueFullError:
+            raise
+        except Exception as exc:  # telemetry never breaks the application
+            tel._internal_error("log", exc)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Log ``msg`` at severity {severity} with ``attributes``."
+    return method
+
+
+if not TYPE_CHECKING:
+    for _name, _severity in (
+        ("trace", 1),
+        ("debug", 5),
+        ("info", 9),
+        ("warn", 13),
+        ("warning", 13),
+        ("error", 17),
+        ("fatal", 21),
+        ("critical", 21),
+    ):
+        setattr(Logger, _name, _level_method(_severity, _name))
 
 
 def exception_attributes(exc: BaseException, service: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
@@ -28,6 +28,7 @@ __all__ = ["Overflow", "Pipeline", "PipelineOptions", "ShutdownReport"]
 
 Overflow = Literal["block", "drop_oldest", "drop_newest", "raise"]
 _OVERFLOW_POLICIES: tuple[str, ...] = get_args(Overflow)
+_MAX_SEVERITY = 24
 _internal = logging.getLogger("pontem_async")
 _T = TypeVar("_T")
 
@@ -99,13 +100,24 @@ class Pipeline:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError("handlers", f"handler names must be unique, repeated: {duplicates}")
-        self.lanes: tuple[Lane, ...] = tuple(Lane(h, self.options) for h in handlers)
+        self.lanes: tuple[Lane, ...] = tuple(
+            Lane(h, self.options, self._lane_finished) for h in handlers
+        )
         self._routes: dict[str, tuple[Lane, ...]] = {
             kind: tuple(lane for lane in self.lanes if lane.handler.accepts(kind))
             for kind in ALL_KINDS
         }
         log_lanes = self._routes["log"]
         self.min_log_severity: int = min((ln.min_severity for ln in log_lanes), default=1 << 30)
+        # precomputed routing for submit(): lane.put per kind, and per severity for logs
+        self._targets: dict[str, tuple[Callable[[Record], None], ...]] = {
+            kind: tuple(lane.put for lane in lanes) for kind, lanes in self._routes.items()
+        }
+        self._log_targets: tuple[tuple[Callable[[Record], None], ...], ...] = tuple(
+            tuple(lane.put for lane in log_lanes if severity >= lane.min_severity)
+            for severity in range(_MAX_SEVERITY + 1)
+        )
+        self._closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._owns_loop = False
@@ -118,21 +130,19 @@ class Pipeline:
 
     def submit(self, record: Record) -> None:
         """Hand ``record`` to every handler that takes it. Never blocks the event loop."""
-        if self._state == "closed" or self._state == "closing":
+        if self._closed:
             self._count_closed(record)
             return
         if record.kind == "log":
-            severity = record[1]
-            for lane in self._routes["log"]:
-                if severity >= lane.min_severity:
-                    lane.put(record)
+            targets = self._log_targets[record[1]]
         else:
-            for lane in self._routes.get(record.kind, ()):
-                lane.put(record)
+            targets = self._targets.get(record.kind, ())
+        for put in targets:
+            put(record)
 
     async def asubmit(self, record: Record) -> None:
         """Like :meth:`submit`, but waits for room when a queue's overflow policy is ``block``."""
-        if self._state == "closed" or self._state == "closing":
+        if self._closed:
             self._count_closed(record)
             return
         if record.kind == "log":
@@ -141,6 +151,13 @@ class Pipeline:
             lanes = list(self._routes.get(record.kind, ()))
         for lane in lanes:
             await lane.aput(record)
+
+    def _lane_finished(self) -> None:
+        """A consumer ended. Outside shutdown that means its loop is being torn down
+        (``asyncio.run`` returning): later records can only be counted, not delivered."""
+        self._closed = True
+        if self._state == "running":
+            self._state = "closed"
 
     def _count_closed(self, record: Record) -> None:
         for lane in self._routes.get(record.kind, ()):
@@ -256,6 +273,7 @@ class Pipeline:
         with self._lock:
             if self._state == "new":
                 self._state = "closed"
+                self._closed = True
                 self._report = ShutdownReport({ln.name: ln.queued() for ln in self.lanes})
                 for lane in self.lanes:
                     lane.count_drop("never_started", lane.queued())
@@ -263,6 +281,7 @@ class Pipeline:
             if self._state != "running":
                 return self._report if self._report is not None else ShutdownReport()
             self._state = "closing"
+            self._closed = True
         report = await self._on_loop(self._shutdown_on_loop(timeout))
         self._stop_private_loop()
         return report
@@ -273,11 +292,15 @@ class Pipeline:
         with self._lock:
             if self._state == "new":
                 self._state = "closed"
+                self._closed = True
                 self._report = ShutdownReport({ln.name: ln.queued() for ln in self.lanes})
+                for lane in self.lanes:
+                    lane.count_drop("never_started", lane.queued())
                 return self._report
             if self._state != "running":
                 return self._report if self._report is not None else ShutdownReport()
             self._state = "closing"
+            self._closed = True
         try:
             report = self._blocking(self._shutdown_on_loop(timeout), timeout)
         except (RuntimeError, concurrent.futures.TimeoutError) as exc:
