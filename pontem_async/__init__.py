@@ -8,8 +8,10 @@ delivered by async handlers that never block the event loop and never lose data 
     await telemetry.flush()
 """
 
+from pontem_async.agentconfig import config
 from pontem_async.context import bind_context, get_context
-from pontem_async.errors import ConfigError, PipelineClosedError, PontemError, QueueFullError
+from pontem_async.dictconfig import dict_config, file_config
+from pontem_async.errors import ConfigError, PontemError, QueueFullError
 from pontem_async.log import Logger
 from pontem_async.pipeline import PipelineOptions, ShutdownReport
 from pontem_async.records import Level, LogRecord, Record
@@ -41,7 +43,6 @@ __all__ = [
     "Level",
     "LogRecord",
     "Logger",
-    "PipelineClosedError",
     "PipelineOptions",
     "PontemError",
     "QueueFullError",
@@ -50,6 +51,9 @@ __all__ = [
     "Telemetry",
     "__version__",
     "bind_context",
+    "config",
+    "dict_config",
+    "file_config",
     "flush",
     "get_context",
     "get_default",

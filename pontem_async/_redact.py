@@ -20,7 +20,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "is_secret_key", "jsonable", "redact", "redact_text"]
+__all__ = ["REDACTED", "is_secret_key", "jsonable", "redact", "redact_text", "show"]
 
 REDACTED = "***"
 
@@ -37,6 +37,12 @@ def is_secret_key(key: object) -> bool:
 def redact_text(text: str) -> str:
     """Hide the passwords of URLs inside ``text``."""
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{REDACTED}@", text)
+
+
+def show(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: URL passwords hidden, long values shortened."""
+    text = redact_text(repr(value))
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def redact(value: Any, secret_fields: Collection[str] = ()) -> Any:

@@ -6,13 +6,14 @@ policy that asks for an exception::
 
     PontemError
      ├── ConfigError        invalid configuration value; the message starts with its key path
-     ├── QueueFullError     a handler's queue is full and the overflow policy is ``raise``
-     └── PipelineClosedError  a record was submitted after shutdown (only raised by ``asubmit``)
+     └── QueueFullError     a handler's queue is full and the overflow policy is ``raise``
+
+Records submitted after shutdown raise nothing: they are counted as dropped (reason ``closed``).
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PipelineClosedError", "PontemError", "QueueFullError"]
+__all__ = ["ConfigError", "PontemError", "QueueFullError"]
 
 
 class PontemError(Exception):
@@ -35,7 +36,3 @@ class QueueFullError(PontemError):
         self.handler = handler
         self.size = size
         super().__init__(f"queue of handler {handler!r} is full ({size} records)")
-
-
-class PipelineClosedError(PontemError):
-    """The pipeline has been shut down and takes no more records."""

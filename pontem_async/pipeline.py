@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
+from pontem_async._executor import DaemonExecutor
 from pontem_async._lane import Lane
 from pontem_async.errors import ConfigError
 from pontem_async.handlers.base import ALL_KINDS, Handler
@@ -122,6 +123,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._owns_loop = False
         self._loop_thread: int | None = None
+        self._executor: DaemonExecutor | None = None
         self._state: Literal["new", "running", "closing", "closed"] = "new"
         self._lock = threading.Lock()
         self._report: ShutdownReport | None = None
@@ -192,6 +194,9 @@ class Pipeline:
 
     def _start_private_loop(self) -> None:
         loop = asyncio.new_event_loop()
+        executor = DaemonExecutor()
+        loop.set_default_executor(executor)
+        self._executor = executor
         started = threading.Event()
 
         def run() -> None:
@@ -355,6 +360,8 @@ class Pipeline:
         thread.join(timeout=5.0)
         if not thread.is_alive():
             loop.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     # ------------------------------------------------------------------ introspection
 

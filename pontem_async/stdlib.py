@@ -45,12 +45,9 @@ __all__ = [
 
 # Attributes every stdlib LogRecord has (taken from a live one, so new Python versions' additions
 # such as ``taskName`` are covered), plus those formatters add. The rest came from ``extra=``.
-_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message",
-    "asctime",
-    "taskName",
-}
-_INTERNAL_LOGGER = "pontem_async"
+_STANDARD_ATTRS = frozenset(
+    [*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName"]
+)
 _MAX_REPORTED_SITES = 256
 _SEVERITIES = (
     (logging.CRITICAL, int(Level.FATAL)),
@@ -100,7 +97,9 @@ def to_log_record(
     try:
         body = record.getMessage()
     except Exception:
-        body = f"{_safe_str(record.msg)} {_safe_str(record.args)}"
+        body = _safe_str(record.msg)
+        if record.args:
+            body = f"{body} {_safe_str(record.args)}"
         if on_format_error is not None:
             on_format_error(record)
     ctx = get_context()
@@ -128,10 +127,6 @@ def to_log_record(
         record.name,
         resource,
     )
-
-
-def _is_internal(name: str) -> bool:
-    return name == _INTERNAL_LOGGER or name.startswith(_INTERNAL_LOGGER + ".")
 
 
 class PontemHandler(logging.Handler):
@@ -170,8 +165,9 @@ class PontemHandler(logging.Handler):
         return bool(result)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _is_internal(record.name):
-            return
+        name = record.name
+        if name == "pontem_async" or name.startswith("pontem_async."):
+            return  # pipeline failure reports: bridging them could loop
         tel = self.telemetry
         try:
             if severity_from_levelno(record.levelno) < tel._min_log_severity:
@@ -243,6 +239,11 @@ def install_stdlib_bridge(telemetry: Telemetry) -> PontemHandler:
     logger's level still decides what reaches the bridge: the stdlib default is WARNING, set
     ``logging.basicConfig(level=logging.INFO)`` (or ``logging.getLogger().setLevel(...)``) to
     bridge more. Loggers with ``propagate=False`` never reach the root, hence never the bridge.
+
+    Order matters with stdlib setup: ``logging.basicConfig()`` does nothing at all (not even the
+    level) once the root logger has a handler, this one included, so call it first; and
+    ``basicConfig(force=True)`` or ``logging.config.dictConfig`` replace the root's handlers,
+    removing this one: call this function again afterwards.
     """
     root = logging.getLogger()
     with _bridges_lock:

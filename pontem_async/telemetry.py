@@ -27,7 +27,8 @@ from pontem_async.records import Record
 __all__ = ["Telemetry", "default_handlers", "get_default", "get_logger", "init"]
 
 _internal = logging.getLogger("pontem_async")
-_EMIT_TARGETS = ("file", "stdout")
+EMIT_TARGETS = ("file", "stdout")
+"""Values of ``emit_target`` / ``PONTEM_EMIT_TARGET``."""
 
 
 def default_handlers(
@@ -45,8 +46,8 @@ def default_handlers(
     target = settings.resolve(
         emit_target, settings.PONTEM_EMIT_TARGET, settings.UNSET, settings.DEFAULT_EMIT_TARGET
     )
-    if target not in _EMIT_TARGETS:
-        choices = ", ".join(_EMIT_TARGETS)
+    if target not in EMIT_TARGETS:
+        choices = ", ".join(EMIT_TARGETS)
         raise ConfigError("emit_target", f"expected one of {choices}, got {target!r}")
     if target == "stdout":
         return [StreamHandler(stream=sys.stdout, format="json", name="stdout")]
@@ -197,6 +198,10 @@ class Telemetry:
                 pipeline_options,
             )
             self._retire(old)
+            if not self.stdlib_logging:
+                from pontem_async.stdlib import uninstall_stdlib_bridge
+
+                uninstall_stdlib_bridge(self)
             if start:
                 self.start()
         return self
@@ -289,11 +294,10 @@ class Telemetry:
         return report
 
     def _after_shutdown(self) -> None:
-        _lifecycle.unregister(self)
-        if self.stdlib_logging:
-            from pontem_async.stdlib import uninstall_stdlib_bridge
+        from pontem_async.stdlib import uninstall_stdlib_bridge
 
-            uninstall_stdlib_bridge(self)
+        _lifecycle.unregister(self)
+        uninstall_stdlib_bridge(self)  # a no-op when no bridge was installed
 
     def _shutdown_at_exit(self) -> None:
         pipeline = self._pipeline

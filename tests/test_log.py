@@ -240,6 +240,7 @@ def test_non_finite_floats_and_unencodable_values_give_valid_json() -> None:
         "set": {1},
         1: "int key",
     }
+    attrs["ordered"] = __import__("collections").OrderedDict(x=math.nan)
     line = _line(LogRecord(1, 9, "m", attrs))
     assert line["attributes"] == {
         "nan": "NaN",
@@ -249,8 +250,9 @@ def test_non_finite_floats_and_unencodable_values_give_valid_json() -> None:
         "obj": "Point(1, 2)",
         "huge": str(2**70),
         "surrogate": "bad \\ud800 char",
-        "set": [1],
+        "set": "{1}",
         "1": "int key",
+        "ordered": {"x": "NaN"},
     }
     assert attrs["nan"] is not None and math.isnan(attrs["nan"])  # the caller's dict is untouched
 

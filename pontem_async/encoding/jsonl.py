@@ -55,11 +55,19 @@ def _finite(value: float) -> Any:
 
 
 def sanitize(value: Any) -> Any:
-    """Replace non-finite floats (any depth) by their proto3 JSON strings; copy only if needed."""
+    """Replace non-finite floats (any depth) by their proto3 JSON strings; copy only if needed.
+
+    Subclasses count (``numpy.float64`` is a float, ``OrderedDict`` a dict), because orjson
+    writes them like their base type.
+    """
     cls = value.__class__
-    if cls is float:
-        return _finite(value) if (value != value or value in (math.inf, -math.inf)) else value
-    if cls is dict:
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            return _finite(value)
+        return value
+    if isinstance(value, dict):
         changed = None
         for key, item in value.items():
             new = sanitize(item)
@@ -68,7 +76,7 @@ def sanitize(value: Any) -> Any:
                     changed = dict(value)
                 changed[key] = new
         return value if changed is None else changed
-    if cls is list or cls is tuple:
+    if isinstance(value, list | tuple):
         items = [sanitize(item) for item in value]
         if any(a is not b for a, b in zip(items, value, strict=True)):
             return items
@@ -76,8 +84,18 @@ def sanitize(value: Any) -> Any:
     return value
 
 
+def _key(key: Any) -> str:
+    """A dict key as orjson's OPT_NON_STR_KEYS spells it (``None`` -> ``null``)."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(_stringify_hard(key))
+
+
 def _stringify_hard(value: Any) -> Any:
-    """Slow path: make anything orjson rejects (huge ints, lone surrogates, odd keys) encodable."""
+    """Slow path: make anything orjson rejects (huge ints, lone surrogates, odd keys) encodable,
+    writing every other value exactly as the fast path would."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
@@ -87,8 +105,8 @@ def _stringify_hard(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, Mapping):
-        return {str(_stringify_hard(k)): _stringify_hard(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+        return {_key(k): _stringify_hard(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
         return [_stringify_hard(v) for v in value]
     return _stringify_hard(_default(value))
 
