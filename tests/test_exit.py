@@ -82,8 +82,9 @@ def test_sigterm_delivers_everything_queued(tmp_path: Path, script: str) -> None
     assert sorted(_ids_on_disk(path)) == list(range(N))
 
 
-def test_sigint_delivers_everything_queued(tmp_path: Path) -> None:
-    proc, path = _start(tmp_path, SYNC_SCRIPT, "wait")
+@pytest.mark.parametrize("script", [SYNC_SCRIPT, ASYNC_SCRIPT], ids=["sync", "asyncio"])
+def test_sigint_delivers_everything_queued(tmp_path: Path, script: str) -> None:
+    proc, path = _start(tmp_path, script, "wait")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert "KeyboardInterrupt" in err

@@ -443,3 +443,47 @@ async def test_async_telemetry_from_another_loop_thread_flushes_and_shuts_down()
     assert await tel.flush(5)  # awaited from this (different) loop
     assert ids(memory) == list(range(50))
     assert (await tel.shutdown()).complete
+
+
+# ---------------------------------------------------------------------------- batching properties
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch_size=st.integers(1, 64),
+    queue_size=st.integers(1, 200),
+    n=st.integers(0, 600),
+    producers=st.integers(1, 4),
+    flushes=st.lists(st.integers(0, 600), max_size=3),
+)
+def test_batching_keeps_order_and_delivers_each_record_once(
+    batch_size: int, queue_size: int, n: int, producers: int, flushes: list[int]
+) -> None:
+    """Whatever the sizes, with overflow=block: each producer's records arrive once, in its
+    order; no batch exceeds batch_size; flushes in between change nothing of that."""
+    memory = MemoryHandler(name="memory")
+    tel = make([memory], batch_size=batch_size, queue_size=queue_size, overflow="block",
+               flush_interval=0.005)
+    tel.start()
+
+    def produce(p: int) -> None:
+        for k in range(n):
+            tel.logger.info("x", i=p * 1_000_000 + k)
+            if k in flushes and p == 0:
+                assert tel.flush_sync(10)
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tel.shutdown_sync(10).complete
+    got = ids(memory)
+    for p in range(producers):
+        mine = [i - p * 1_000_000 for i in got if i // 1_000_000 == p]
+        assert mine == list(range(n))
+    assert len(got) == n * producers
+    assert all(1 <= len(batch) <= batch_size for batch in memory.batches)
