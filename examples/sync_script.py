@@ -15,8 +15,9 @@ for region in ("eu", "us", "apac"):
     with pa.bind_context(region=region):
         log.info("region processed", rows=1200, duration_ms=85.5)
 
+orders, visits = 0, 0
 try:
-    1 / 0
+    conversion = orders / visits
 except ZeroDivisionError:
     log.exception("ratio failed", metric="conversion")
 

@@ -92,6 +92,7 @@ class Lane:
         self.delivered = 0
         self.filtered = 0
         self.failed_batches = 0
+        self.failed_since_marker = False  # a batch failed since the last flush marker
         self.dropped: dict[str, int] = {}
         self.causes_seen: set[str] = set()
         self.warned: set[str] = set()
@@ -155,16 +156,28 @@ class Lane:
         return True
 
     async def aput(self, record: Record) -> None:
-        """Like :meth:`put`, but an ``overflow='block'`` queue is awaited instead of dropping."""
-        if self.overflow == "block":
-            while len(self.buf) >= self.maxsize and not self.closing:
-                if self.loop is not None and asyncio.get_running_loop() is self.loop:
-                    fut = self.loop.create_future()
-                    self.space_waiters.append(fut)
-                    await fut
-                else:  # a different loop: poll, rare and only while full
-                    await asyncio.sleep(0.001)
-        self.put(record)
+        """Like :meth:`put`, but an ``overflow='block'`` queue is awaited instead of dropping.
+
+        Once room was seen, the record is appended even if producer threads refilled the queue
+        in between: the bound is exceeded by at most one record per waiting producer, instead
+        of dropping a record its caller waited for.
+        """
+        if self.overflow != "block":
+            self.put(record)
+            return
+        while len(self.buf) >= self.maxsize and not self.closing:
+            if self.loop is not None and asyncio.get_running_loop() is self.loop:
+                fut = self.loop.create_future()
+                self.space_waiters.append(fut)
+                await fut
+            else:  # a different loop: poll, rare and only while full
+                await asyncio.sleep(0.001)
+        if self.closing:
+            self.count_drop("closed")
+            return
+        self.buf.append(record)
+        if self.waiter is not None and len(self.buf) >= self.wake_at:
+            self.wake()
 
     def add_marker(self) -> concurrent.futures.Future[bool]:
         marker = FlushMarker()
@@ -297,7 +310,9 @@ class Lane:
         if marker is not None:
             with self.lock:
                 self.markers_pending -= 1
-            marker.resolve(await self._flush_handler())
+            flushed = await self._flush_handler()
+            marker.resolve(flushed and not self.failed_since_marker)
+            self.failed_since_marker = False
 
     def _release_waiters(self) -> None:
         if self.space_waiters:
@@ -328,15 +343,14 @@ class Lane:
                 kept = [record for record in batch if flt(record)]
             except Exception as exc:
                 self._report_failure(exc, "filter")
-                self.count_drop("handler_error", len(batch))
+                self._batch_failed("handler_error", len(batch))
                 return
             self.filtered += len(batch) - len(kept)
             batch = kept
             if not batch:
                 return
         if not self.opened and not await self._open():
-            self.count_drop("handler_error", len(batch))
-            self.failed_batches += 1
+            self._batch_failed("handler_error", len(batch))
             return
         self.in_flight = len(batch)
         try:
@@ -344,19 +358,22 @@ class Lane:
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:
-            self.failed_batches += 1
-            self.count_drop("handler_timeout", len(batch))
+            self._batch_failed("handler_timeout", len(batch))
             self._report_failure(
                 TimeoutError(f"emit took longer than {self.handler_timeout}s"), "emit"
             )
         except Exception as exc:
-            self.failed_batches += 1
-            self.count_drop("handler_error", len(batch))
+            self._batch_failed("handler_error", len(batch))
             self._report_failure(exc, "emit")
         else:
             self.delivered += len(batch)
         finally:
             self.in_flight = 0
+
+    def _batch_failed(self, reason: str, n: int) -> None:
+        self.failed_batches += 1
+        self.failed_since_marker = True
+        self.count_drop(reason, n)
 
     async def _flush_handler(self) -> bool:
         if not self.opened:

@@ -163,7 +163,8 @@ class Pipeline:
 
     def _count_closed(self, record: Record) -> None:
         for lane in self._routes.get(record.kind, ()):
-            lane.count_drop("closed")
+            if record.kind != "log" or record[1] >= lane.min_severity:
+                lane.count_drop("closed")
 
     # ------------------------------------------------------------------ lifecycle
 

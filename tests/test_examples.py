@@ -43,7 +43,8 @@ def test_asyncio_worker(tmp_path: Path) -> None:
     records = _records(tmp_path)
     failed = [r for r in records if r["body"] == "job failed"]
     done = [r for r in records if r["body"] == "job done"]
-    assert len(failed) == 8 and len(done) == 42
+    assert len(failed) == 8
+    assert len(done) == 42
     fingerprints = {r["attributes"]["exception.fingerprint"] for r in failed}  # type: ignore[index]
     assert len(fingerprints) == 1
 
@@ -68,4 +69,5 @@ def test_from_config(tmp_path: Path, config: str) -> None:
         "service.version": "1.2.0",
         "deployment.environment": "dev",
     }
-    assert "payment slow" in result.stderr and "cart priced" not in result.stderr
+    assert "payment slow" in result.stderr
+    assert "cart priced" not in result.stderr

@@ -27,7 +27,7 @@ class GateHandler(MemoryHandler):
 
     async def emit(self, batch: Sequence[Record]) -> None:
         self.entered.set()
-        while not self.gate.is_set():
+        while not self.gate.is_set():  # noqa: ASYNC110 - a threading.Event: any loop opens it
             await asyncio.sleep(0.005)
         await super().emit(batch)
 
@@ -45,6 +45,12 @@ class FailingHandler(Handler):
 class HangingHandler(Handler):
     async def emit(self, batch: Sequence[Record]) -> None:
         await asyncio.Event().wait()
+
+
+async def until_entered(gate: GateHandler) -> None:
+    """Wait until the gate handler is inside ``emit`` (a thread-safe flag, polled)."""
+    while not gate.entered.is_set():  # noqa: ASYNC110 - threading.Event, set on any loop
+        await asyncio.sleep(0.001)
 
 
 def ids(handler: MemoryHandler) -> list[int]:
@@ -67,8 +73,7 @@ async def test_drop_newest_keeps_the_first_records_and_counts_the_rest() -> None
     tel.start()
     log = tel.logger
     log.info("x", i=0)
-    while not gate.entered.is_set():  # record 0 is now inside emit, the queue is empty
-        await asyncio.sleep(0.001)
+    await until_entered(gate)  # record 0 is now inside emit, the queue is empty
     for i in range(1, 101):
         log.info("x", i=i)
     gate.gate.set()
@@ -85,8 +90,7 @@ async def test_drop_oldest_keeps_the_latest_records_and_counts_the_rest() -> Non
     tel.start()
     log = tel.logger
     log.info("x", i=0)
-    while not gate.entered.is_set():
-        await asyncio.sleep(0.001)
+    await until_entered(gate)
     for i in range(1, 101):
         log.info("x", i=i)
     gate.gate.set()
@@ -103,8 +107,7 @@ async def test_raise_policy_raises_queue_full_at_the_call_site() -> None:
     tel.start()
     log = tel.logger
     log.info("x", i=0)
-    while not gate.entered.is_set():
-        await asyncio.sleep(0.001)
+    await until_entered(gate)
     for i in range(1, 6):
         log.info("x", i=i)
     with pytest.raises(QueueFullError, match="'gate' is full"):
@@ -171,8 +174,7 @@ async def test_block_policy_never_blocks_the_loop_for_sync_calls(
     tel = make([gate], queue_size=3, batch_size=1, overflow="block", flush_interval=0.01)
     tel.start()
     tel.logger.info("x", i=0)
-    while not gate.entered.is_set():
-        await asyncio.sleep(0.001)
+    await until_entered(gate)
     for i in range(1, 10):  # returns at once even though the queue is full
         tel.logger.info("x", i=i)
     gate.gate.set()
@@ -349,6 +351,18 @@ async def test_flush_waits_for_delivery_and_handler_flush() -> None:
 
 
 @pytest.mark.asyncio
+async def test_flush_reports_false_when_a_batch_before_it_failed() -> None:
+    failing, memory = FailingHandler(name="failing"), MemoryHandler(name="memory")
+    tel = make([failing, memory], flush_interval=0.01)
+    tel.start()
+    tel.logger.info("x", i=0)
+    assert await tel.flush(5) is False
+    assert ids(memory) == [0]
+    assert await tel.flush(5) is True  # nothing failed since the last flush
+    await tel.shutdown()
+
+
+@pytest.mark.asyncio
 async def test_flush_reports_false_when_it_times_out() -> None:
     gate = GateHandler(name="gate")
     tel = make([gate], flush_interval=0.01)
@@ -374,7 +388,8 @@ async def test_shutdown_delivers_everything_queued_then_closes() -> None:
     tel.logger.info("late", i=1)
     assert tel.stats()["memory"]["dropped"] == {"closed": 1}
     again = await tel.shutdown()
-    assert again.complete and memory.closed == 1
+    assert again.complete
+    assert memory.closed == 1
 
 
 @pytest.mark.asyncio
@@ -386,14 +401,14 @@ async def test_shutdown_timeout_reports_what_was_not_delivered(
     tel.start()
     for i in range(100):
         tel.logger.info("x", i=i)
-    while not gate.entered.is_set():
-        await asyncio.sleep(0.001)
+    await until_entered(gate)
     report = await tel.shutdown(timeout=0.2)
     assert not report.complete
     assert report.undelivered == {"gate": 100, "memory": 0}
     assert tel.stats()["gate"]["dropped"] == {"shutdown_timeout": 100}
     assert ids(memory) == list(range(100))
-    assert "gate: 100" in str(report) and "gate: 100" in caplog.text
+    assert "gate: 100" in str(report)
+    assert "gate: 100" in caplog.text
 
 
 def test_sync_program_uses_a_private_loop_thread() -> None:
@@ -406,13 +421,14 @@ def test_sync_program_uses_a_private_loop_thread() -> None:
     assert tel.flush_sync(5)
     assert ids(memory) == list(range(500))
     report = tel.shutdown_sync(5)
-    assert report.complete and memory.closed == 1
+    assert report.complete
+    assert memory.closed == 1
     assert not any(t.name == "pontem-async-pipeline" for t in threading.enumerate())
 
 
 @pytest.mark.asyncio
 async def test_sync_flush_from_the_pipeline_loop_is_refused(running: Telemetry) -> None:
-    with pytest.raises(RuntimeError, match="await telemetry.flush"):
+    with pytest.raises(RuntimeError, match=r"await telemetry\.flush"):
         running.flush_sync()
 
 

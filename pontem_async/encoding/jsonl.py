@@ -138,8 +138,8 @@ register_kind("log", _log_to_dict)
 def record_to_dict(record: Record) -> dict[str, Any]:
     """The JSON object of one record, as written on its JSONL line."""
     encoder = _ENCODERS.get(record.kind)
-    if encoder is None:
-        raise TypeError(f"no JSONL encoder registered for record kind {record.kind!r}")
+    if encoder is None:  # a third-party kind without an encoder: keep its data anyway
+        return {"kind": record.kind, "timeUnixNano": record.timestamp, "fields": list(record)}
     return encoder(record)
 
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pontem_async.records import Level, Record
 
 __all__ = ["ALL_KINDS", "Handler", "RecordFilter"]
+
+_H = TypeVar("_H", bound="Handler")
 
 ALL_KINDS: frozenset[str] = frozenset({"log", "metric", "profile", "event", "series"})
 """Every record kind the pipeline routes."""
@@ -97,7 +99,7 @@ class Handler(abc.ABC):
     async def close(self, timeout: float | None = None) -> None:  # noqa: B027
         """Flush and release resources. Idempotent."""
 
-    async def __aenter__(self) -> Handler:
+    async def __aenter__(self: _H) -> _H:
         await self.open()
         return self
 
