@@ -20,9 +20,17 @@ from typing import IO, Any
 import orjson
 
 from pontem_async.encoding.jsonl import record_to_dict, sanitize
-from pontem_async.records import LogRecord, Record, severity_text
+from pontem_async.records import Level, LogRecord, Record, severity_text
 
-__all__ = ["format_time", "render_batch", "render_line", "render_record", "use_color"]
+__all__ = [
+    "format_time",
+    "line_kind",
+    "line_severity",
+    "render_batch",
+    "render_line",
+    "render_record",
+    "use_color",
+]
 
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
@@ -59,8 +67,22 @@ def use_color(stream: IO[str]) -> bool:
         return False
 
 
+_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x09},
+    ord("\\"): "\\\\",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+}
+"""Backslash, newlines and control characters (tab aside) are escaped: one line per record,
+and a logged value cannot move the cursor or recolour the terminal of whoever reads it."""
+
+
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+"""JSON already escapes C0 controls; DEL and C1 (``\\x9b`` starts an escape sequence too) not."""
+
+
 def _one_line(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return text.translate(_ESCAPES)
 
 
 def _value(value: Any) -> str:
@@ -68,23 +90,25 @@ def _value(value: Any) -> str:
         text = _one_line(value)
         return f'"{text}"' if (" " in text or "=" in text or not text) else text
     try:
-        return orjson.dumps(sanitize(value), default=str).decode()
+        return orjson.dumps(sanitize(value), default=str).decode().translate(_JSON_ESCAPES)
     except (TypeError, orjson.JSONEncodeError):
         return _one_line(str(value))
 
 
 def _pairs(attributes: Mapping[str, Any], skip: frozenset[str] = _SKIP_IN_LINE) -> str:
-    return " ".join(f"{key}={_value(val)}" for key, val in attributes.items() if key not in skip)
+    return " ".join(
+        f"{_one_line(str(key))}={_value(val)}" for key, val in attributes.items() if key not in skip
+    )
 
 
 def _render_log(
     when: str, level: str, body: str, attributes: Mapping[str, Any], logger: str, color: bool
 ) -> str:
     """The one implementation of a log line, for records and JSON lines alike."""
-    body = _one_line(body)
+    body, level = _one_line(body), _one_line(level)
     pairs = _pairs(attributes)
     if logger:
-        pairs = f"logger={logger} {pairs}".rstrip()
+        pairs = f"logger={_one_line(logger)} {pairs}".rstrip()
     if color:
         tint = _LEVEL_COLORS.get(level, "")
         line = f"{_DIM}{when}{_RESET} {tint}{level:<5}{_RESET} {_BOLD}{body}{_RESET}"
@@ -95,7 +119,7 @@ def _render_log(
 def _render_other(when: str, kind: str, data: Mapping[str, Any], color: bool) -> str:
     """Any other kind: ``time KIND key=value ...`` from its JSON object (time and resource are
     left out: the time leads the line, the resource is the same on every line)."""
-    label = kind.upper()
+    label = _one_line(kind.upper())
     pairs = _pairs(data, _NOT_PAIRS)
     if color:
         line = f"{_DIM}{when}{_RESET} {_KIND_COLOR}{label:<5}{_RESET}"
@@ -139,8 +163,6 @@ def line_kind(data: Mapping[str, Any]) -> str:
 def line_severity(data: Mapping[str, Any]) -> int | None:
     """The OTel severity number of a JSON log line (from ``severityNumber``, else
     ``severityText``), or None when it has no valid one."""
-    from pontem_async.records import Level
-
     number = data.get("severityNumber")
     if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 24:
         return number
@@ -174,8 +196,9 @@ def render_line(data: Mapping[str, Any], *, color: bool = False) -> str:
     if not isinstance(attributes, Mapping):
         attributes = {}
     logger = data.get("logger")
-    return _render_log(when, level, body, attributes, logger if isinstance(logger, str) else "",
-                       color)
+    if not isinstance(logger, str):
+        logger = ""
+    return _render_log(when, level, body, attributes, logger, color)
 
 
 def render_batch(batch: Iterable[Record], *, color: bool = False) -> str:

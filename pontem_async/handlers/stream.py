@@ -7,12 +7,11 @@ stalls must stall this handler's consumer, never the application's event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from pontem_async.encoding.console import render_batch
+from pontem_async.encoding.console import render_batch, use_color
 from pontem_async.encoding.jsonl import encode_batch
 from pontem_async.handlers.base import Handler
 from pontem_async.records import Record
@@ -57,15 +56,7 @@ class StreamHandler(Handler):
         return self._stream if self._stream is not None else sys.stderr
 
     def _use_color(self, stream: TextIO) -> bool:
-        if self._color is not None:
-            return self._color
-        if os.environ.get("NO_COLOR"):
-            return False
-        isatty = getattr(stream, "isatty", None)
-        try:
-            return bool(isatty()) if isatty is not None else False
-        except (ValueError, OSError):
-            return False
+        return self._color if self._color is not None else use_color(stream)
 
     def _render(self, batch: Sequence[Record], stream: TextIO) -> str:
         if self.format == "json":
