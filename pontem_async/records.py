@@ -10,17 +10,32 @@ serialization happens later, on the pipeline's consumer task.
 Hierarchy::
 
     Record                 common base: ``kind`` and ``timestamp`` (ns since the Unix epoch)
-     └── LogRecord         OTel log data model: severity, body, attributes, scope, trace ids
-     (MetricRecord, ProfileRecord, EventRecord extend Record in their own modules)
+     ├── LogRecord         OTel log data model: severity, body, attributes, scope, trace ids
+     ├── MetricRecord      one metric's snapshot: every series (label set) as a MetricPoint
+     └── ProfileRecord     one finished root call and its call tree of CallNodes
+     (EventRecord and SeriesRecord extend Record with their own issues)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, NamedTuple, cast
 
-__all__ = ["Level", "LogRecord", "Record", "Resource"]
+__all__ = [
+    "CallNode",
+    "HistogramValue",
+    "Level",
+    "LogRecord",
+    "MetricPoint",
+    "MetricRecord",
+    "MetricType",
+    "ProfileRecord",
+    "Record",
+    "Resource",
+    "SummaryValue",
+]
 
 Resource = Mapping[str, Any]
 """OTel resource attributes (``service.name``, ``service.version``, ...), shared by reference."""
@@ -151,3 +166,194 @@ class LogRecord(Record):
     @property
     def span_id(self) -> str | None:
         return cast("str | None", self[7])
+
+
+MetricType = Literal["counter", "gauge", "histogram", "summary", "info", "enum"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramValue:
+    """A histogram series: ``bucket_counts`` are per bucket (not cumulative), one more than
+    ``bounds`` (the last bucket is ``(bounds[-1], +Inf)``), summing to ``count`` — OTLP's shape."""
+
+    count: int
+    sum: float
+    bounds: tuple[float, ...]
+    bucket_counts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryValue:
+    """A summary series: count and sum, plus ``(quantile, value)`` pairs when tracked."""
+
+    count: int
+    sum: float
+    quantiles: tuple[tuple[float, float], ...] = ()
+
+
+class MetricPoint(NamedTuple):
+    """One series of a metric at snapshot time.
+
+    ``value`` by metric type: counter and gauge a float; histogram a :class:`HistogramValue`;
+    summary a :class:`SummaryValue`; info a mapping of info labels; enum the current state.
+    ``start_time`` (ns) is when the series' cumulative count began (stable per series).
+    """
+
+    labels: Mapping[str, str]
+    start_time: int
+    value: float | HistogramValue | SummaryValue | Mapping[str, str] | str
+
+
+class MetricRecord(Record):
+    """A snapshot of one metric: all of its series as :class:`MetricPoint` s.
+
+    Fields: ``timestamp`` (ns, when the snapshot was taken), ``name``, ``type``
+    (:data:`MetricType`), ``unit`` (UCUM, e.g. ``ms``, ``By``; may be empty), ``description``,
+    ``points``, ``resource``, ``states`` (the declared states of an enum, else empty).
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str] = "metric"
+
+    def __new__(
+        cls,
+        timestamp: int,
+        name: str,
+        type: MetricType,
+        unit: str,
+        description: str,
+        points: tuple[MetricPoint, ...],
+        resource: Resource | None = None,
+        states: tuple[str, ...] = (),
+    ) -> MetricRecord:
+        return tuple.__new__(
+            cls, (timestamp, name, type, unit, description, points, resource, states)
+        )
+
+    @property
+    def name(self) -> str:
+        return cast(str, self[1])
+
+    @property
+    def type(self) -> MetricType:
+        return cast(MetricType, self[2])
+
+    @property
+    def unit(self) -> str:
+        return cast(str, self[3])
+
+    @property
+    def description(self) -> str:
+        return cast(str, self[4])
+
+    @property
+    def points(self) -> tuple[MetricPoint, ...]:
+        return cast("tuple[MetricPoint, ...]", self[5])
+
+    @property
+    def resource(self) -> Resource | None:
+        return cast("Resource | None", self[6])
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return cast("tuple[str, ...]", self[7])
+
+
+class CallNode:
+    """One profiled call in a call tree.
+
+    Mutable only while its root runs (the profiler fills ``duration_ns``, ``error`` and
+    ``children``); once the root's :class:`ProfileRecord` is submitted nothing changes it.
+
+    Attributes:
+        name: the method path, phanos' shape: ``Owner:root.child.grandchild``.
+        span_id: 16 lowercase hex chars; ``parent_span_id`` is None for the root.
+        start_unix_nano: wall-clock start; ``duration_ns`` comes from a monotonic clock
+            (None while running; an unfinished child is closed at its root's end).
+        error: None, or ``{"type", "message", "fingerprint"}`` when the call raised.
+        attributes: the decorator's attributes plus ``unfinished: True`` where it applies.
+        children: calls made inside this one, in start order.
+    """
+
+    __slots__ = (
+        "attributes",
+        "children",
+        "duration_ns",
+        "error",
+        "name",
+        "parent_span_id",
+        "span_id",
+        "start_perf_ns",
+        "start_unix_nano",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        span_id: str,
+        parent_span_id: str | None,
+        start_unix_nano: int,
+        start_perf_ns: int = 0,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.start_unix_nano = start_unix_nano
+        self.start_perf_ns = start_perf_ns
+        self.duration_ns: int | None = None
+        self.error: dict[str, str] | None = None
+        self.attributes: dict[str, Any] = attributes if attributes is not None else {}
+        self.children: list[CallNode] = []
+
+    def walk(self) -> Iterator[CallNode]:
+        """This node and all its descendants, depth first, in start order."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def __repr__(self) -> str:
+        return (
+            f"CallNode({self.name!r}, span_id={self.span_id!r}, "
+            f"duration_ns={self.duration_ns}, children={len(self.children)})"
+        )
+
+
+class ProfileRecord(Record):
+    """A finished root call and its whole call tree.
+
+    Fields: ``timestamp`` (ns, the root's start), ``trace_id`` (32 lowercase hex), ``root``
+    (:class:`CallNode`), ``resource``, ``unfinished`` (how many nodes were still running when
+    the root ended and were closed as unfinished).
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str] = "profile"
+
+    def __new__(
+        cls,
+        timestamp: int,
+        trace_id: str,
+        root: CallNode,
+        resource: Resource | None = None,
+        unfinished: int = 0,
+    ) -> ProfileRecord:
+        return tuple.__new__(cls, (timestamp, trace_id, root, resource, unfinished))
+
+    @property
+    def trace_id(self) -> str:
+        return cast(str, self[1])
+
+    @property
+    def root(self) -> CallNode:
+        return cast(CallNode, self[2])
+
+    @property
+    def resource(self) -> Resource | None:
+        return cast("Resource | None", self[3])
+
+    @property
+    def unfinished(self) -> int:
+        return cast(int, self[4])

@@ -21,9 +21,19 @@ from typing import Any
 
 import orjson
 
-from pontem_async.records import LogRecord, Record, severity_text
+from pontem_async.records import (
+    CallNode,
+    HistogramValue,
+    LogRecord,
+    MetricPoint,
+    MetricRecord,
+    ProfileRecord,
+    Record,
+    SummaryValue,
+    severity_text,
+)
 
-__all__ = ["encode_batch", "encode_line", "record_to_dict", "register_kind"]
+__all__ = ["encode_batch", "encode_line", "node_to_dict", "record_to_dict", "register_kind"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _ENCODERS: dict[str, Callable[[Any], dict[str, Any]]] = {}
@@ -133,6 +143,78 @@ def _log_to_dict(record: LogRecord) -> dict[str, Any]:
 
 
 register_kind("log", _log_to_dict)
+
+
+def _point_to_dict(point: MetricPoint) -> dict[str, Any]:
+    line: dict[str, Any] = {"labels": point.labels, "startTimeUnixNano": point.start_time}
+    value = point.value
+    if isinstance(value, HistogramValue):
+        line.update(
+            count=value.count,
+            sum=_finite(value.sum),
+            bounds=list(value.bounds),
+            bucketCounts=list(value.bucket_counts),
+        )
+    elif isinstance(value, SummaryValue):
+        line.update(
+            count=value.count,
+            sum=_finite(value.sum),
+            quantiles=[{"quantile": q, "value": _finite(v)} for q, v in value.quantiles],
+        )
+    elif isinstance(value, float):
+        line["value"] = _finite(value)
+    else:
+        line["value"] = value
+    return line
+
+
+def _metric_to_dict(record: MetricRecord) -> dict[str, Any]:
+    ts, name, mtype, unit, description, points, resource, states = record
+    line: dict[str, Any] = {
+        "kind": "metric",
+        "timestamp": ts / 1e9,
+        "timeUnixNano": ts,
+        "name": name,
+        "type": mtype,
+        "unit": unit,
+        "description": description,
+        "points": [_point_to_dict(point) for point in points],
+        "resource": resource if resource is not None else {},
+    }
+    if states:
+        line["states"] = list(states)
+    return line
+
+
+def node_to_dict(node: CallNode) -> dict[str, Any]:
+    """A call-tree node as written under a profile line's ``root`` (children nested)."""
+    return {
+        "name": node.name,
+        "span_id": node.span_id,
+        "parent_span_id": node.parent_span_id,
+        "start_unix_nano": node.start_unix_nano,
+        "duration_ns": node.duration_ns,
+        "error": node.error,
+        "attributes": sanitize(node.attributes) if node.attributes else {},
+        "children": [node_to_dict(child) for child in node.children],
+    }
+
+
+def _profile_to_dict(record: ProfileRecord) -> dict[str, Any]:
+    ts, trace_id, root, resource, unfinished = record
+    return {
+        "kind": "profile",
+        "timestamp": ts / 1e9,
+        "timeUnixNano": ts,
+        "traceId": trace_id,
+        "root": node_to_dict(root),
+        "unfinished": unfinished,
+        "resource": resource if resource is not None else {},
+    }
+
+
+register_kind("metric", _metric_to_dict)
+register_kind("profile", _profile_to_dict)
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:
