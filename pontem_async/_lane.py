@@ -105,7 +105,7 @@ class Lane:
         if len(buf) >= self.maxsize and not self._make_room():
             return
         buf.append(record)
-        if self.waiter is not None and len(buf) >= self.wake_at:
+        if self.waiter is not None and not self.wake_scheduled and len(buf) >= self.wake_at:
             self.wake()
 
     def _make_room(self) -> bool:

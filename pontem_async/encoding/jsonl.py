@@ -94,6 +94,15 @@ def sanitize(value: Any) -> Any:
     return value
 
 
+def _sanitize_attributes(attributes: Mapping[str, Any]) -> Any:
+    """:func:`sanitize` for an attribute dict, with a fast exit when every value is plain."""
+    for value in attributes.values():
+        cls = value.__class__
+        if not (cls is str or cls is int or cls is bool or value is None):
+            return sanitize(attributes)
+    return attributes
+
+
 def _key(key: Any) -> str:
     """A dict key as orjson's OPT_NON_STR_KEYS spells it (``None`` -> ``null``)."""
     if key is None:
@@ -130,7 +139,7 @@ def _log_to_dict(record: LogRecord) -> dict[str, Any]:
         "severityNumber": severity,
         "severityText": severity_text(severity),
         "body": body if body.__class__ is str else _default(body),
-        "attributes": sanitize(attributes) if attributes else {},
+        "attributes": _sanitize_attributes(attributes) if attributes else {},
         "resource": resource if resource is not None else {},
     }
     if logger:
