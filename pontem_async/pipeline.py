@@ -273,9 +273,9 @@ class Pipeline:
 
         return self._blocking(call(), timeout)
 
-    async def shutdown(self, timeout: float | None = None) -> ShutdownReport:
-        """Deliver what is queued (up to ``timeout`` seconds), then close every handler."""
-        timeout = self.options.shutdown_timeout if timeout is None else timeout
+    def _begin_shutdown(self) -> ShutdownReport | None:
+        """Move to "closing"; return the final report at once when there is nothing to run
+        (never started: what it holds is counted as ``never_started``; already shut down)."""
         with self._lock:
             if self._state == "new":
                 self._state = "closed"
@@ -288,6 +288,14 @@ class Pipeline:
                 return self._report if self._report is not None else ShutdownReport()
             self._state = "closing"
             self._closed = True
+            return None
+
+    async def shutdown(self, timeout: float | None = None) -> ShutdownReport:
+        """Deliver what is queued (up to ``timeout`` seconds), then close every handler."""
+        timeout = self.options.shutdown_timeout if timeout is None else timeout
+        early = self._begin_shutdown()
+        if early is not None:
+            return early
         report = await self._on_loop(self._shutdown_on_loop(timeout))
         self._stop_private_loop()
         return report
@@ -295,18 +303,9 @@ class Pipeline:
     def shutdown_sync(self, timeout: float | None = None) -> ShutdownReport:
         """:meth:`shutdown` for synchronous code and exit hooks."""
         timeout = self.options.shutdown_timeout if timeout is None else timeout
-        with self._lock:
-            if self._state == "new":
-                self._state = "closed"
-                self._closed = True
-                self._report = ShutdownReport({ln.name: ln.queued() for ln in self.lanes})
-                for lane in self.lanes:
-                    lane.count_drop("never_started", lane.queued())
-                return self._report
-            if self._state != "running":
-                return self._report if self._report is not None else ShutdownReport()
-            self._state = "closing"
-            self._closed = True
+        early = self._begin_shutdown()
+        if early is not None:
+            return early
         try:
             report = self._blocking(self._shutdown_on_loop(timeout), timeout)
         except (RuntimeError, concurrent.futures.TimeoutError) as exc:

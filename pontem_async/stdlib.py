@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pontem_async.context import get_context
-from pontem_async.encoding.jsonl import encode_line
+from pontem_async.encoding.jsonl import encode_line, safe_str
 from pontem_async.errors import QueueFullError
 from pontem_async.fingerprint import exception_type_name
 from pontem_async.log import exception_attributes
@@ -70,16 +70,6 @@ def severity_from_levelno(levelno: int) -> int:
     return int(Level.TRACE)
 
 
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:
-        try:
-            return repr(value)
-        except Exception:
-            return f"<unprintable {type(value).__name__}>"
-
-
 def to_log_record(
     record: logging.LogRecord,
     resource: Mapping[str, Any] | None,
@@ -97,9 +87,9 @@ def to_log_record(
     try:
         body = record.getMessage()
     except Exception:
-        body = _safe_str(record.msg)
+        body = safe_str(record.msg)
         if record.args:
-            body = f"{body} {_safe_str(record.args)}"
+            body = f"{body} {safe_str(record.args)}"
         if on_format_error is not None:
             on_format_error(record)
     ctx = get_context()

@@ -67,9 +67,15 @@ def make(handlers: list[Handler], **options: object) -> Telemetry:
 
 
 @pytest.mark.asyncio
-async def test_drop_newest_keeps_the_first_records_and_counts_the_rest() -> None:
+@pytest.mark.parametrize(
+    ("policy", "survivors"),
+    [("drop_newest", list(range(0, 11))), ("drop_oldest", [0, *range(91, 101)])],
+)
+async def test_drop_policies_keep_their_end_and_count_the_rest(
+    policy: str, survivors: list[int]
+) -> None:
     gate = GateHandler(name="gate")
-    tel = make([gate], queue_size=10, batch_size=1, overflow="drop_newest", flush_interval=0.01)
+    tel = make([gate], queue_size=10, batch_size=1, overflow=policy, flush_interval=0.01)
     tel.start()
     log = tel.logger
     log.info("x", i=0)
@@ -78,24 +84,7 @@ async def test_drop_newest_keeps_the_first_records_and_counts_the_rest() -> None
         log.info("x", i=i)
     gate.gate.set()
     assert await tel.flush(5)
-    assert ids(gate) == list(range(0, 11))
-    assert tel.stats()["gate"]["dropped"] == {"overflow": 90}
-    await tel.shutdown()
-
-
-@pytest.mark.asyncio
-async def test_drop_oldest_keeps_the_latest_records_and_counts_the_rest() -> None:
-    gate = GateHandler(name="gate")
-    tel = make([gate], queue_size=10, batch_size=1, overflow="drop_oldest", flush_interval=0.01)
-    tel.start()
-    log = tel.logger
-    log.info("x", i=0)
-    await until_entered(gate)
-    for i in range(1, 101):
-        log.info("x", i=i)
-    gate.gate.set()
-    assert await tel.flush(5)
-    assert ids(gate) == [0, *range(91, 101)]
+    assert ids(gate) == survivors
     assert tel.stats()["gate"]["dropped"] == {"overflow": 90}
     await tel.shutdown()
 

@@ -33,13 +33,21 @@ from pontem_async.records import (
     severity_text,
 )
 
-__all__ = ["encode_batch", "encode_line", "node_to_dict", "record_to_dict", "register_kind"]
+__all__ = [
+    "encode_batch",
+    "encode_line",
+    "node_to_dict",
+    "record_to_dict",
+    "register_kind",
+    "safe_str",
+]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _ENCODERS: dict[str, Callable[[Any], dict[str, Any]]] = {}
 
 
-def _default(value: Any) -> Any:
+def safe_str(value: object) -> str:
+    """``str(value)``, else ``repr(value)``, else a placeholder: never raises."""
     try:
         return str(value)
     except Exception:
@@ -127,7 +135,7 @@ def _stringify_hard(value: Any) -> Any:
         return {_key(k): _stringify_hard(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_stringify_hard(v) for v in value]
-    return _stringify_hard(_default(value))
+    return _stringify_hard(safe_str(value))
 
 
 def _log_to_dict(record: LogRecord) -> dict[str, Any]:
@@ -138,7 +146,7 @@ def _log_to_dict(record: LogRecord) -> dict[str, Any]:
         "timeUnixNano": ts,
         "severityNumber": severity,
         "severityText": severity_text(severity),
-        "body": body if body.__class__ is str else _default(body),
+        "body": body if body.__class__ is str else safe_str(body),
         "attributes": _sanitize_attributes(attributes) if attributes else {},
         "resource": resource if resource is not None else {},
     }
@@ -238,10 +246,10 @@ def encode_line(record: Record) -> bytes:
     """One record as a JSONL line (with the trailing newline). Never raises for bad values."""
     line = record_to_dict(record)
     try:
-        return orjson.dumps(line, default=_default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(line, default=safe_str, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
     except (orjson.JSONEncodeError, TypeError):
         return orjson.dumps(
-            _stringify_hard(line), default=_default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
+            _stringify_hard(line), default=safe_str, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
         )
 
 
