@@ -6,7 +6,9 @@ Subcommands live in their own modules; this one only parses arguments and dispat
 - ``check-config FILE``: validate a configuration and print it resolved, secrets redacted
   (``pontem_async.dictconfig``);
 - ``tail FILE...``: pretty-print JSONL telemetry files, rotated ``.gz`` files included
-  (``pontem_async._tail``).
+  (``pontem_async._tail``);
+- ``tree FILE...``: merge the profile records of JSONL files into one call tree, as text,
+  speedscope JSON or collapsed stacks (``pontem_async._tree``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from pontem_async import _demo, _tail, dictconfig
+    from pontem_async import _demo, _tail, _tree, dictconfig
 
     _demo.add_arguments(
         sub.add_parser("demo", help="run the demo workload on the embedded default (./telemetry)")
@@ -34,6 +36,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _tail.add_arguments(
         sub.add_parser("tail", help="pretty-print JSONL telemetry files (.gz included)")
+    )
+    _tree.add_arguments(
+        sub.add_parser("tree", help="merge profile records into one call tree (text, flame graph)")
     )
     return parser
 

@@ -203,8 +203,20 @@ def _metric_to_dict(record: MetricRecord) -> dict[str, Any]:
     return line
 
 
-def node_to_dict(node: CallNode) -> dict[str, Any]:
+MAX_TREE_DEPTH = 100
+"""Deepest call-tree level written nested. orjson refuses JSON nested deeper than 255 (two per
+tree level), so the subtree below a node at this depth is summarised in its attributes
+(``truncated_descendants``: how many calls it held) instead of failing the whole line."""
+
+
+def node_to_dict(node: CallNode, depth: int = 0) -> dict[str, Any]:
     """A call-tree node as written under a profile line's ``root`` (children nested)."""
+    attributes = sanitize(node.attributes) if node.attributes else {}
+    if depth >= MAX_TREE_DEPTH and node.children:
+        attributes = {**attributes, "truncated_descendants": sum(1 for _ in node.walk()) - 1}
+        children: list[dict[str, Any]] = []
+    else:
+        children = [node_to_dict(child, depth + 1) for child in node.children]
     return {
         "name": node.name,
         "span_id": node.span_id,
@@ -212,8 +224,8 @@ def node_to_dict(node: CallNode) -> dict[str, Any]:
         "start_unix_nano": node.start_unix_nano,
         "duration_ns": node.duration_ns,
         "error": node.error,
-        "attributes": sanitize(node.attributes) if node.attributes else {},
-        "children": [node_to_dict(child) for child in node.children],
+        "attributes": attributes,
+        "children": children,
     }
 
 
