@@ -14,10 +14,7 @@ directory that is removed at the end. The report goes to stdout, progress to std
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,6 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from _report import load_average, machine, num, table, versions_of  # noqa: E402
 from peers import PEERS, peer_class  # noqa: E402
 
 MEASUREMENTS = ("latency", "throughput", "rss")
@@ -99,45 +97,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------- environment
 
 
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory = "?"
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            kib = int(f.readline().split()[1])
-            memory = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": memory,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "os": platform.platform(),
-    }
-
-
 def versions(keys: Sequence[str]) -> dict[str, str]:
-    names: list[str] = []
-    for key in keys:
-        for name in peer_class(key).packages:
-            if name not in names:
-                names.append(name)
-    found: dict[str, str] = {}
-    for name in names:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return versions_of(name for key in keys for name in peer_class(key).packages)
 
 
 def handler_ready() -> bool:
@@ -237,10 +198,6 @@ def run_all(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, dict[str
 # ---------------------------------------------------------------------------- report
 
 
-def _num(value: float, digits: int = 0) -> str:
-    return f"{value:,.{digits}f}"
-
-
 def _cell(result: dict[str, Any] | None, render: Any) -> str:
     if result is None:
         return "—"
@@ -249,21 +206,6 @@ def _cell(result: dict[str, Any] | None, render: Any) -> str:
     if "error" in result:
         return "error"
     return str(render(result))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [
-        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-    ]
-    for row in rows:
-        cells = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def report(
@@ -290,21 +232,21 @@ def report(
         main_rows.append(
             [
                 label,
-                _cell(lat, lambda r: _num(r["ns_per_call"])),
+                _cell(lat, lambda r: num(r["ns_per_call"])),
                 _cell(lat, ratio),
-                _cell(thr, lambda r: _num(r["records_per_s"])),
+                _cell(thr, lambda r: num(r["records_per_s"])),
                 _cell(thr, on_disk),
-                _cell(rss, lambda r: _num(r["peak_rss_mib"], 1)),
+                _cell(rss, lambda r: num(r["peak_rss_mib"], 1)),
             ]
         )
         detail_rows.append(
             [
                 label,
-                _cell(lat, lambda r: f"{_num(r['p10'])} / {_num(r['p90'])}"),
-                _cell(thr, lambda r: _num(r["n"] / r["emit_seconds"])),
+                _cell(lat, lambda r: f"{num(r['p10'])} / {num(r['p90'])}"),
+                _cell(thr, lambda r: num(r["n"] / r["emit_seconds"])),
                 _cell(thr, lambda r: f"{r['finish_seconds'] + r['fsync_seconds']:.2f}"),
-                _cell(thr, lambda r: f"{_num(r['lines'])} / {r['duplicates']} / {r['unparsable']}"),
-                _cell(thr, lambda r: _num(r["rss_mib"], 1)),
+                _cell(thr, lambda r: f"{num(r['lines'])} / {r['duplicates']} / {r['unparsable']}"),
+                _cell(thr, lambda r: num(r["rss_mib"], 1)),
                 _cell(rss, lambda r: f"{r['seconds']:.1f}"),
             ]
         )
@@ -322,7 +264,7 @@ def report(
         f" ms after each), throughput N={args.n:,}, RSS burst {args.rss_n:,} records"
         + (" (--quick)" if args.quick else ""),
         "",
-        _table(
+        table(
             [
                 "peer",
                 "ns/call (median)",
@@ -338,7 +280,7 @@ def report(
         "",
         "details:",
         "",
-        _table(
+        table(
             [
                 "peer",
                 "ns/call p10 / p90",
@@ -374,7 +316,7 @@ def report(
                 notes.append(f"- {label} / {measurement}: library counted drops {dropped}")
     if notes:
         out += ["", "notes:", *notes]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     out += [
         "",
         f"total wall time: {elapsed:.0f} s; load average at the end (1/5/15 min): {load} "

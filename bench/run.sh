@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Run the logging benchmark in its own environment, on a machine with only Python and pip:
+# Run a benchmark in its own environment, on a machine with only Python and pip:
 #
-#   bash bench/run.sh                 # full run (~4 minutes on 2 cores)
-#   bash bench/run.sh --quick         # smoke run (~30 s)
+#   bash bench/run.sh                 # the logging benchmark, full run (~4 minutes on 2 cores)
+#   bash bench/run.sh --quick         # its smoke run (~30 s)
 #   bash bench/run.sh --only pa,structlog --n 100000
+#   bash bench/run.sh logging ...     # the same, named explicitly
+#   bash bench/run.sh profiler        # profiler overhead + metric updates (~2 minutes)
+#   bash bench/run.sh profiler --quick --only pa,phanos
 #
 # Creates bench/.venv (PYTHON picks the interpreter, default python3), installs the project
-# (editable) and bench/requirements.txt into it, then runs bench/bench_logging.py with the
-# arguments given. The install is skipped when neither pyproject.toml nor requirements.txt
-# changed since the last one.
+# (editable) and bench/requirements.txt into it, then runs bench/bench_logging.py (or
+# bench/bench_profiler.py when the first argument is "profiler") with the remaining arguments.
+# The install is skipped when neither pyproject.toml nor requirements.txt changed since the
+# last one.
 set -euo pipefail
 
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,4 +33,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
-exec "$venv/bin/python" "$bench_dir/bench_logging.py" "$@"
+harness="bench_logging.py"
+case "${1:-}" in
+    logging) shift ;;
+    profiler) harness="bench_profiler.py"; shift ;;
+esac
+exec "$venv/bin/python" "$bench_dir/$harness" "$@"

@@ -8,12 +8,14 @@ delivered by async handlers that never block the event loop and never lose data 
     await telemetry.flush()
 """
 
+from pontem_async import metrics
 from pontem_async.agentconfig import config
 from pontem_async.context import bind_context, get_context
 from pontem_async.dictconfig import dict_config, file_config
 from pontem_async.errors import ConfigError, PontemError, QueueFullError
 from pontem_async.log import Logger
 from pontem_async.pipeline import PipelineOptions, ShutdownReport
+from pontem_async.profiler import Profiler, profile, profiler
 from pontem_async.records import Level, LogRecord, Record
 from pontem_async.telemetry import Telemetry, get_default, get_logger, init
 
@@ -45,6 +47,7 @@ __all__ = [
     "Logger",
     "PipelineOptions",
     "PontemError",
+    "Profiler",
     "QueueFullError",
     "Record",
     "ShutdownReport",
@@ -60,6 +63,9 @@ __all__ = [
     "get_logger",
     "init",
     "logger",
+    "metrics",
+    "profile",
+    "profiler",
     "shutdown",
     "stats",
 ]

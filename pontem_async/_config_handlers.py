@@ -58,28 +58,37 @@ def argument_name(env_var: str) -> str:
 
 
 def import_dotted(path: str) -> Any:
-    """Import ``package.module.attr`` (attributes may be nested: ``mod.Class.attr``)."""
+    """Import ``package.module.attr`` (attributes may be nested: ``mod.Class.attr``).
+
+    The longest importable module prefix is imported and the rest looked up as attributes, so a
+    package attribute that shadows a submodule of the same name (``pontem_async.profiler`` is
+    both a module and, on the package, the default Profiler) does not hide the module.
+    """
     parts = path.split(".")
     if not all(part.isidentifier() for part in parts):
         raise ImportError(f"{path!r} is not a dotted path (module.attribute)")
     obj: Any = importlib.import_module(parts[0])
-    done = parts[0]
-    for part in parts[1:]:
-        done = f"{done}.{part}"
+    index = 1
+    for end in range(len(parts), 1, -1):
+        name = ".".join(parts[:end])
+        try:
+            obj = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not name.startswith(exc.name):
+                raise  # the module exists but one of its own imports is missing
+            continue
+        index = end
+        break
+    for position in range(index, len(parts)):
+        part = parts[position]
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            try:
-                importlib.import_module(done)  # a submodule its package does not import
-            except ModuleNotFoundError as exc:
-                if exc.name != done:
-                    raise
-                owner = done.rsplit(".", 1)[0]
-                names = [n for n in dir(obj) if not n.startswith("_")]
-                raise AttributeError(
-                    f"{owner!r} has no attribute {part!r}{did_you_mean(part, names)}"
-                ) from None
-            obj = getattr(obj, part)
+            owner = ".".join(parts[:position])
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise AttributeError(
+                f"{owner!r} has no attribute {part!r}{did_you_mean(part, names)}"
+            ) from None
     return obj
 
 

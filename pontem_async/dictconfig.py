@@ -89,6 +89,8 @@ def dict_config(config: Mapping[str, Any], *, start: bool = True, **arguments: A
         pipeline=resolved.pipeline,
         install_signal_handlers=resolved.install_signal_handlers,
         stdlib_logging=resolved.stdlib_logging,
+        metrics=resolved.metrics,
+        profiler=resolved.profiler,
         start=start,
     )
     _applied = resolved

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from pontem_async._calltree import current_node as _current_node
 from pontem_async.context import _context
 from pontem_async.errors import QueueFullError
 from pontem_async.fingerprint import exception_fingerprint, exception_type_name, format_stacktrace
@@ -74,8 +75,16 @@ class Logger:
         ctx = _context.get()
         if ctx or self._bound:
             attributes = {**ctx, **self._bound, **attributes}
+        node = _current_node()
         return LogRecord(
-            _time_ns(), severity, msg, attributes, self.name, self._telemetry.resource
+            _time_ns(),
+            severity,
+            msg,
+            attributes,
+            self.name,
+            self._telemetry.resource,
+            None if node is None else node.trace_id,
+            None if node is None else node.span_id,
         )
 
     def log(self, level: Level | int, msg: str, /, **attributes: Any) -> None:
@@ -175,11 +184,21 @@ def _level_method(severity: int, name: str) -> Callable[..., None]:
             ctx = _context.get()
             if ctx or self._bound:
                 attributes = {**ctx, **self._bound, **attributes}
+            node = _current_node()  # inside a profiled call: correlate with its span
             # tuple.__new__ directly: LogRecord's field order, minus one Python frame
             tel._submit(
                 _new_record(
                     LogRecord,
-                    (_time_ns(), severity, msg, attributes, self.name, tel.resource, None, None),
+                    (
+                        _time_ns(),
+                        severity,
+                        msg,
+                        attributes,
+                        self.name,
+                        tel.resource,
+                        None if node is None else node.trace_id,
+                        None if node is None else node.span_id,
+                    ),
                 )
             )
         except QueueFullError:

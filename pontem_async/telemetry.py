@@ -1,9 +1,11 @@
-"""Telemetry: one configured instance of everything — resource, pipeline, loggers.
+"""Telemetry: one configured instance of everything — resource, pipeline, loggers, metrics.
 
 The module keeps a default instance, so ``pa.logger`` works anywhere. Until ``pa.init`` (or
 ``pa.dict_config``) configures it, the default behaves like stdlib's "last resort": warnings and
 worse go to stderr in the console format, and nothing is written to disk. ``pa.init`` reconfigures
-that same object in place, so loggers created at import time follow the new configuration.
+that same object in place, so loggers created at import time follow the new configuration, and
+metric objects keep working: the metrics registry is the same object for the instance's whole
+life, only its caps follow the new ``metrics`` settings.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pontem_async import _lifecycle, settings
+from pontem_async._metric_drops import DropCount
+from pontem_async._metric_export import MetricExporter, check_settings, pipeline_drops
+from pontem_async._registry import LABEL_SETS_LIMIT, NAME_LIMIT, MetricsRegistry
 from pontem_async.errors import ConfigError
 from pontem_async.handlers.base import Handler
 from pontem_async.log import Logger
 from pontem_async.pipeline import Pipeline, PipelineOptions, ShutdownReport
 from pontem_async.records import Record
+
+if TYPE_CHECKING:
+    # not at run time: _config_schema imports this module
+    from pontem_async._config_schema import MetricsSettings, ProfilerSettings
 
 __all__ = ["Telemetry", "default_handlers", "get_default", "get_logger", "init"]
 
@@ -81,6 +91,14 @@ class Telemetry:
         install_signal_handlers: deliver queued records on SIGTERM (when SIGTERM still has its
             default action); False leaves signal handling entirely to the application.
         stdlib_logging: route stdlib ``logging`` records into this pipeline.
+        metrics: export interval and cardinality caps of :attr:`metrics` (the ``metrics``
+            configuration section); default ``MetricsSettings()``.
+        profiler: the ``profiler`` section, kept as :attr:`profiler_settings` for the profiler;
+            default ``ProfilerSettings()``.
+
+    Attributes:
+        metrics: the :class:`~pontem_async.metrics.MetricsRegistry`; exported every
+            ``metrics.export_interval`` seconds while the pipeline runs, and at shutdown.
     """
 
     def __init__(
@@ -93,11 +111,16 @@ class Telemetry:
         pipeline: PipelineOptions | None = None,
         install_signal_handlers: bool = True,
         stdlib_logging: bool = False,
+        metrics: MetricsSettings | None = None,
+        profiler: ProfilerSettings | None = None,
         **pipeline_options: Any,
     ) -> None:
         self._lock = threading.RLock()
         self._internal_errors: dict[str, int] = {}
         self._loggers: dict[str, Logger] = {}
+        self.metrics = MetricsRegistry()
+        self.metrics.drop_source = self._pipeline_drops
+        self._exporter: MetricExporter | None = None
         self._setup(
             service_name,
             service_version,
@@ -107,6 +130,8 @@ class Telemetry:
             install_signal_handlers,
             stdlib_logging,
             pipeline_options,
+            metrics,
+            profiler,
         )
 
     def _setup(
@@ -119,7 +144,10 @@ class Telemetry:
         install_signal_handlers: bool,
         stdlib_logging: bool,
         pipeline_options: Mapping[str, Any],
+        metrics: MetricsSettings | None = None,
+        profiler: ProfilerSettings | None = None,
     ) -> None:
+        metrics_settings, profiler_settings = check_settings(metrics, profiler)
         if pipeline is not None and pipeline_options:
             raise TypeError("pass either pipeline=PipelineOptions(...) or its fields, not both")
         unknown = sorted(set(pipeline_options) - set(PipelineOptions.__dataclass_fields__))
@@ -151,10 +179,38 @@ class Telemetry:
         self.install_signal_handlers = install_signal_handlers
         self.stdlib_logging = stdlib_logging
         self._pipeline = Pipeline(chosen, options)
+        self._pipeline_created_ns = time.time_ns()
         self._min_log_severity: int = self._pipeline.min_log_severity
         self._submit = self._start_then_submit
+        self._metrics_settings = metrics_settings
+        self._profiler_settings = profiler_settings
+        if metrics_settings is None:  # MetricsSettings() (its defaults are the registry's)
+            self.metrics.configure(name_limit=NAME_LIMIT, label_sets_limit=LABEL_SETS_LIMIT)
+        else:
+            self.metrics.configure(
+                name_limit=metrics_settings.name_limit,
+                label_sets_limit=metrics_settings.label_sets_limit,
+            )
 
     # ------------------------------------------------------------------ configuration
+
+    @property
+    def metrics_settings(self) -> MetricsSettings:
+        """The ``metrics`` settings in force (export interval, caps)."""
+        if self._metrics_settings is None:
+            from pontem_async._config_schema import MetricsSettings
+
+            self._metrics_settings = MetricsSettings()
+        return self._metrics_settings
+
+    @property
+    def profiler_settings(self) -> ProfilerSettings:
+        """The ``profiler`` settings in force, for the profiler."""
+        if self._profiler_settings is None:
+            from pontem_async._config_schema import ProfilerSettings
+
+            self._profiler_settings = ProfilerSettings()
+        return self._profiler_settings
 
     @property
     def handlers(self) -> tuple[Handler, ...]:
@@ -179,14 +235,18 @@ class Telemetry:
         install_signal_handlers: bool = True,
         stdlib_logging: bool = False,
         start: bool = True,
+        metrics: MetricsSettings | None = None,
+        profiler: ProfilerSettings | None = None,
         **pipeline_options: Any,
     ) -> Telemetry:
-        """Replace this instance's configuration in place (loggers keep working).
+        """Replace this instance's configuration in place (loggers and metrics keep working).
 
-        The previous pipeline is shut down: records it still held are delivered first.
+        The previous pipeline is shut down: the metrics' latest values and the records it still
+        held are delivered first. The metrics registry stays the same object; its caps follow
+        ``metrics`` (omitted: the defaults), and nothing already registered is evicted.
         """
         with self._lock:
-            old = self._pipeline
+            old, old_exporter = self._pipeline, self._exporter
             self._setup(
                 service_name,
                 service_version,
@@ -196,7 +256,12 @@ class Telemetry:
                 install_signal_handlers,
                 stdlib_logging,
                 pipeline_options,
+                metrics,
+                profiler,
             )
+            self._exporter = None
+            if old_exporter is not None:
+                old_exporter.finish()
             self._retire(old)
             if not self.stdlib_logging:
                 from pontem_async.stdlib import uninstall_stdlib_bridge
@@ -223,6 +288,15 @@ class Telemetry:
             pipeline = self._pipeline
             pipeline.start()
             self._submit = pipeline.submit
+            if self._exporter is None and pipeline.running:
+                self._exporter = MetricExporter(
+                    self.metrics,
+                    pipeline,
+                    self.metrics_settings.export_interval,
+                    self.resource,
+                    self._internal_error,
+                )
+                self._exporter.start()
         _lifecycle.register(self, signals=self.install_signal_handlers)
         if self.stdlib_logging:
             from pontem_async.stdlib import install_stdlib_bridge
@@ -283,15 +357,35 @@ class Telemetry:
         """Deliver what is queued (within ``timeout`` seconds, default
         ``pipeline.shutdown_timeout``), close every handler, and report what was not delivered.
         """
+        exporter = self._exporter
+        if exporter is not None and self._pipeline.running:
+            await exporter.afinish()  # the latest values go out before the pipeline drains
         report = await self._pipeline.shutdown(timeout)
         self._after_shutdown()
         return report
 
     def shutdown_sync(self, timeout: float | None = None) -> ShutdownReport:
         """:meth:`shutdown` for synchronous programs."""
+        self._final_export()
         report = self._pipeline.shutdown_sync(timeout)
         self._after_shutdown()
         return report
+
+    def _final_export(self) -> None:
+        exporter = self._exporter
+        if exporter is not None and self._pipeline.running:
+            exporter.finish()
+
+    def export_metrics(self) -> int:
+        """Export the metrics now, besides the periodic export; returns how many records were
+        submitted (0 while the pipeline is not running)."""
+        exporter = self._exporter
+        return exporter.export() if exporter is not None and self._pipeline.running else 0
+
+    def _pipeline_drops(self) -> list[DropCount]:
+        """The pipeline's drop counters, for ``pontem.dropped_records`` (cumulative since this
+        pipeline was built; a reconfiguration starts them again with a new start time)."""
+        return pipeline_drops(self._pipeline, self._pipeline_created_ns)
 
     def _after_shutdown(self) -> None:
         from pontem_async.stdlib import uninstall_stdlib_bridge
@@ -304,6 +398,7 @@ class Telemetry:
         if not pipeline.running:
             return
         try:
+            self._final_export()
             pipeline.shutdown_sync()
         except Exception as exc:  # at exit, report and move on
             _internal.error("pontem-async exit-time shutdown failed: %s", exc)
@@ -352,6 +447,8 @@ def init(
     install_signal_handlers: bool = True,
     emit_dir: str | os.PathLike[str] | None = None,
     emit_target: str | None = None,
+    metrics: MetricsSettings | None = None,
+    profiler: ProfilerSettings | None = None,
     **pipeline_options: Any,
 ) -> Telemetry:
     """Configure and start the default instance; returns it.
@@ -368,5 +465,7 @@ def init(
         handlers=handlers,
         install_signal_handlers=install_signal_handlers,
         stdlib_logging=stdlib_logging,
+        metrics=metrics,
+        profiler=profiler,
         **pipeline_options,
     )

@@ -466,7 +466,10 @@ async def test_bad_path_is_logged_once_and_counted_while_other_handlers_get_ever
     memory = MemoryHandler(name="memory")
     telemetry = Telemetry(
         "file-test",
-        handlers=[RotatingFileHandler(blocker / "records.jsonl", name="file"), memory],
+        handlers=[
+            RotatingFileHandler(blocker / "records.jsonl", name="file", kinds=["log"]),
+            memory,
+        ],
         batch_size=10,
         flush_interval=0.01,
         install_signal_handlers=False,
@@ -485,7 +488,13 @@ async def test_bad_path_is_logged_once_and_counted_while_other_handlers_get_ever
     stats = telemetry.stats()
     assert stats["file"]["dropped"] == {"handler_error": 30}
     assert stats["file"]["delivered"] == 0
-    assert stats["memory"]["delivered"] == 30
+    # 30 logs, plus the final export of the drops as the pontem.dropped_records metric
+    assert stats["memory"]["delivered"] == 31
+    (drops,) = [r for r in memory.records if r.kind == "metric"]
+    assert drops.name == "pontem.dropped_records"  # type: ignore[attr-defined]
+    assert [(p.labels, p.value) for p in drops.points] == [  # type: ignore[attr-defined]
+        ({"handler": "file", "reason": "handler_error"}, 30.0)
+    ]
     errors = [r for r in caplog.records if r.name == "pontem_async" and r.levelno >= logging.ERROR]
     assert len(errors) == 1
     message = errors[0].getMessage()

@@ -300,3 +300,31 @@ def test_records_are_immutable() -> None:
     with pytest.raises(AttributeError):
         record.body = "changed"  # type: ignore[misc]
     assert not hasattr(record, "__dict__")
+
+
+def test_logs_inside_a_profiled_call_carry_its_trace_and_span_ids(tel: Telemetry) -> None:
+    from pontem_async.profiler import Profiler
+    from pontem_async.records import ProfileRecord
+
+    profile = Profiler(tel).profile
+
+    @profile
+    def child() -> None:
+        tel.logger.info("in child")
+
+    @profile
+    def root() -> None:
+        tel.logger.info("in root")
+        child()
+
+    with capture(tel) as cap:
+        tel.logger.info("outside")
+        root()
+    (tree,) = [r for r in cap.records if isinstance(r, ProfileRecord)]
+    outside, in_root, in_child = cap.logs
+    assert (outside.trace_id, outside.span_id) == (None, None)
+    assert (in_root.trace_id, in_root.span_id) == (tree.trace_id, tree.root.span_id)
+    assert (in_child.trace_id, in_child.span_id) == (tree.trace_id, tree.root.children[0].span_id)
+    line = _line(in_child)
+    assert line["traceId"] == tree.trace_id
+    assert line["spanId"] == tree.root.children[0].span_id

@@ -1,0 +1,344 @@
+"""The ``@profile`` wrappers: one per kind of callable, each as thin as it can be.
+
+A profiled call costs: one read of the profiler's state, one node (two clock reads, random ids),
+a ``ContextVar`` set and reset, an append to the parent, and at the end one histogram update from
+a per-path cache. Everything else (error details, response sizes, hooks, the root's record) only
+runs when it applies. Like the logger's level methods, each wrapper is a closure over what it
+needs, so a call is one extra Python frame plus the :class:`_Site` methods.
+
+Callables handled, keeping ``functools.wraps`` metadata and what ``inspect`` says about them:
+
+- ``async def``: the node spans the awaited call;
+- async generators and generators: the node spans the whole iteration, from the first
+  ``__anext__``/``next`` to exhaustion or close, and is current only while the generator's own
+  body runs (between two items the consumer's context is its own);
+- plain functions, methods and any other callable;
+- ``staticmethod``/``classmethod`` objects, so ``@profile`` works above or below them.
+
+Method paths follow phanos (``phanos/tree.py``, ``Context``): a root is named
+``Owner:name`` and a child ``<parent path>.name``, where ``name`` is the function's
+``__name__`` and ``Owner`` is found as phanos finds it
+(:func:`pontem_async._calltree.owner_name`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from pontem_async._calltree import (
+    Node,
+    close_child,
+    current_node,
+    current_var,
+    error_info,
+    finish_root,
+    open_child,
+    open_root,
+    owner_name,
+)
+
+if TYPE_CHECKING:
+    from pontem_async._profile_state import State
+    from pontem_async.profiler import Profiler
+
+__all__ = ["check_options", "profile_callable"]
+
+_perf_ns = time.perf_counter_ns
+_get = current_var.get
+_set = current_var.set
+_reset = current_var.reset
+
+
+class _Site:
+    """One decorated callable: its names and attributes, computed once, and the two halves of
+    a profiled call (:meth:`enter` before the user's code, :meth:`leave` after it)."""
+
+    __slots__ = ("_root_name", "attributes", "func", "owner", "paths", "profiler", "segment")
+
+    def __init__(
+        self,
+        profiler: Profiler,
+        func: Callable[..., Any],
+        name: str | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.profiler = profiler
+        self.func = func
+        self.attributes = attributes
+        self.owner: str | None = None
+        if name is None:
+            name = getattr(func, "__name__", None) or type(func).__name__
+        elif ":" in name:  # "Owner:name" names the owner too
+            self.owner, name = name.split(":", 1)
+        self.segment = name
+        self.paths: dict[str, str] = {}  # parent path -> this function's path under it
+        self._root_name: str | None = None
+
+    @property
+    def root_name(self) -> str:
+        """``Owner:name``, resolved at the first root call (when the class exists), then kept."""
+        if self._root_name is None:
+            owner = self.owner if self.owner is not None else owner_name(self.func)
+            self._root_name = f"{owner}:{self.segment}"
+        return self._root_name
+
+    def enter(self, st: State, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
+        """Run the before-hooks, then open the call's node (as a root or as a child).
+        (The coroutine and function wrappers inline this.)"""
+        parent = current_node()
+        if st.hooked:
+            st.before(parent is None, self.func, args, kwargs)
+        if parent is None:
+            return open_root(self._root_name or self.root_name, self.attributes)
+        return open_child(parent, self.segment, self.paths, self.attributes)
+
+    def leave(
+        self,
+        st: State,
+        node: Node,
+        result: Any,
+        error: BaseException | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Close the node (a root: submit its tree), feed the metrics, run the after-hooks.
+
+        Runs after the ContextVar was reset, and never raises: the user's result or exception
+        is what the caller gets. Closing comes first and outside the ``try``, so a failing
+        metric or hook can never leave a node open or a tree unsubmitted.
+        """
+        end = _perf_ns()
+        duration = end - node.start_perf_ns
+        tel = st.telemetry
+        err = None if error is None else error_info(error, tel.service_name)
+        root = node.parent_span_id is None
+        if root:
+            finish_root(node, end, err, tel)
+        else:
+            close_child(node, duration, err)
+        try:
+            time_hist = st.time
+            if time_hist is not None:
+                series = (st.time_ok if error is None else st.time_err).get(node.name)
+                if series is None:
+                    series = st.time_series(node.name, error is not None)
+                series.observe(duration / 1e6)
+            if st.hooked:
+                st.after(root, result, args, kwargs)
+            if not root:
+                return
+            size_hist = st.size
+            if size_hist is not None and error is None:
+                st.observe_size(node.name, result)
+            # Reconfigured, or a profile metric removed behind the profiler's back? (private
+            # attributes of both: this runs once per root call)
+            if (
+                st.settings is not tel._profiler_settings
+                or (time_hist is not None and not time_hist._accepting)
+                or (size_hist is not None and not size_hist._accepting)
+            ):
+                self.profiler._refresh()
+        except Exception as exc:  # telemetry never breaks the application
+            tel._internal_error("profiler", exc)
+
+
+def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
+    profiler, leave, segment, attributes = site.profiler, site.leave, site.segment, site.attributes
+    paths = site.paths
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        st = profiler._state
+        if not st.enabled:
+            return await func(*args, **kwargs)
+        parent = _get()
+        if st.hooked:
+            st.before(parent is None, func, args, kwargs)
+        if parent is None:
+            node = open_root(site._root_name or site.root_name, attributes)
+        else:
+            node = open_child(parent, segment, paths, attributes)
+        token = _set(node)
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = await func(*args, **kwargs)
+            return result
+        except GeneratorExit:  # the coroutine was closed unfinished: not an error of its own
+            raise
+        except BaseException as exc:  # CancelledError included: it did raise out of the call
+            error = exc
+            raise
+        finally:
+            _reset(token)
+            leave(st, node, result, error, args, kwargs)
+            error = None  # no frame <-> traceback cycle
+
+    return wrapper
+
+
+def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
+    profiler, leave, segment, attributes = site.profiler, site.leave, site.segment, site.attributes
+    paths = site.paths
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        st = profiler._state
+        if not st.enabled:
+            return func(*args, **kwargs)
+        parent = _get()
+        if st.hooked:
+            st.before(parent is None, func, args, kwargs)
+        if parent is None:
+            node = open_root(site._root_name or site.root_name, attributes)
+        else:
+            node = open_child(parent, segment, paths, attributes)
+        token = _set(node)
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = func(*args, **kwargs)
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _reset(token)
+            leave(st, node, result, error, args, kwargs)
+            error = None
+
+    return wrapper
+
+
+def _async_generator(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
+    profiler, enter, leave = site.profiler, site.enter, site.leave
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        gen = func(*args, **kwargs)  # before enter: a bad call must not leave a node open
+        st = profiler._state
+        node = enter(st, args, kwargs) if st.enabled else None
+        error: BaseException | None = None
+        try:
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                token = None if node is None else _set(node)
+                try:
+                    item = await (gen.asend(sent) if thrown is None else gen.athrow(thrown))
+                except StopAsyncIteration:
+                    return
+                finally:
+                    thrown = None
+                    if token is not None:
+                        _reset(token)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    token = None if node is None else _set(node)
+                    try:
+                        await gen.aclose()
+                    finally:
+                        if token is not None:
+                            _reset(token)
+                    raise
+                except BaseException as exc:  # athrow() into the wrapped generator
+                    thrown = exc
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if node is not None:
+                leave(st, node, None, error, args, kwargs)
+            error = None
+
+    return wrapper
+
+
+def _generator(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
+    profiler, enter, leave = site.profiler, site.enter, site.leave
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        gen = func(*args, **kwargs)  # before enter: a bad call must not leave a node open
+        st = profiler._state
+        node = enter(st, args, kwargs) if st.enabled else None
+        error: BaseException | None = None
+        try:
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                token = None if node is None else _set(node)
+                try:
+                    item = gen.send(sent) if thrown is None else gen.throw(thrown)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    thrown = None
+                    if token is not None:
+                        _reset(token)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    token = None if node is None else _set(node)
+                    try:
+                        gen.close()
+                    finally:
+                        if token is not None:
+                            _reset(token)
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if node is not None:
+                leave(st, node, None, error, args, kwargs)
+            error = None
+
+    return wrapper
+
+
+def check_options(name: object, attributes: object) -> None:
+    """Raise TypeError for options ``@profile(...)`` cannot use, at decoration time."""
+    if name is not None and (not isinstance(name, str) or not name.strip(":")):
+        raise TypeError(f"name: expected a non-empty str, got {name!r}")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise TypeError(f"attributes: expected a dict, got {type(attributes).__name__}")
+
+
+def profile_callable(
+    profiler: Profiler,
+    func: Any,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Any:
+    """``func`` wrapped so that each call becomes a node of the current call tree.
+
+    Raises:
+        TypeError: ``func`` is not callable, or ``name``/``attributes`` have the wrong type.
+    """
+    check_options(name, attributes)
+    if isinstance(func, staticmethod):
+        return staticmethod(profile_callable(profiler, func.__func__, name, attributes))
+    if isinstance(func, classmethod):
+        return classmethod(profile_callable(profiler, func.__func__, name, attributes))
+    if not callable(func):
+        raise TypeError(f"profile: expected a function or method, got {type(func).__name__}")
+    site = _Site(profiler, func, name, attributes if attributes is not None else {})
+    if inspect.isasyncgenfunction(func):
+        return _async_generator(site, func)
+    if inspect.iscoroutinefunction(func):
+        return _coroutine(site, func)
+    if inspect.isgeneratorfunction(func):
+        return _generator(site, func)
+    return _function(site, func)

@@ -1,0 +1,432 @@
+"""Call trees: concurrent roots never mix, children follow tasks and copied contexts, unfinished
+children are closed and never mutate a submitted tree, memory does not grow, and the current
+node survives failing handlers and hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import re
+import threading
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from pontem_async import Telemetry, _calltree
+from pontem_async._calltree import Node, current_node, current_span_ids, finish_root, open_root
+from pontem_async.handlers.base import Handler
+from pontem_async.profiler import Profiler
+from pontem_async.records import CallNode, ProfileRecord, Record
+from pontem_async.testing import MemoryHandler, capture
+
+HEX16 = re.compile(r"[0-9a-f]{16}")
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def tel() -> Telemetry:
+    return Telemetry("svc", handlers=[], install_signal_handlers=False)
+
+
+@pytest.fixture
+def prof(tel: Telemetry) -> Profiler:
+    return Profiler(tel)
+
+
+def profiles(records: Sequence[Record]) -> list[ProfileRecord]:
+    return [r for r in records if isinstance(r, ProfileRecord)]
+
+
+def shape(node: CallNode) -> tuple[str, list[Any]]:
+    return node.name, [shape(child) for child in node.children]
+
+
+def check_links(record: ProfileRecord) -> None:
+    """Every node: well-formed ids, its parent's span id, started within its parent."""
+    root = record.root
+    assert HEX32.fullmatch(record.trace_id)
+    assert root.parent_span_id is None
+    stack: list[CallNode] = [root]
+    while stack:
+        node = stack.pop()
+        assert HEX16.fullmatch(node.span_id)
+        assert node.duration_ns is not None
+        assert node.duration_ns >= 0
+        for child in node.children:
+            assert child.parent_span_id == node.span_id
+            assert child.start_unix_nano >= node.start_unix_nano
+            stack.append(child)
+    ids = [n.span_id for n in root.walk()]
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.asyncio
+async def test_a_thousand_concurrent_roots_each_get_exactly_their_own_tree(
+    tel: Telemetry, prof: Profiler
+) -> None:
+    @prof.profile
+    async def leaf(n: int) -> tuple[str, str] | None:
+        await asyncio.sleep(0)
+        return current_span_ids()
+
+    @prof.profile
+    async def child(n: int) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+        here = current_span_ids()
+        await asyncio.sleep(0)
+        return here, await leaf(n)
+
+    @prof.profile
+    async def root(n: int) -> tuple[tuple[str, str] | None, list[Any]]:
+        return current_span_ids(), list(await asyncio.gather(child(n), child(n), child(n)))
+
+    with capture(tel) as cap:
+        results = await asyncio.gather(*(root(n) for n in range(1000)))
+
+    records = profiles(cap.records)
+    assert len(records) == 1000
+    by_trace = {r.trace_id: r for r in records}
+    assert len(by_trace) == 1000
+    expected = (
+        "test_calltree:root",
+        [("test_calltree:root.child", [("test_calltree:root.child.leaf", [])])] * 3,
+    )
+    for root_ids, children in results:
+        assert root_ids is not None
+        record = by_trace[root_ids[0]]
+        assert record.root.span_id == root_ids[1]
+        assert shape(record.root) == expected
+        check_links(record)
+        for (child_ids, leaf_ids), node in zip(children, record.root.children, strict=True):
+            assert child_ids == (record.trace_id, node.span_id)
+            assert leaf_ids == (record.trace_id, node.children[0].span_id)
+        assert record.unfinished == 0
+
+
+@pytest.mark.asyncio
+async def test_children_follow_create_task_and_task_groups(tel: Telemetry, prof: Profiler) -> None:
+    @prof.profile
+    async def work() -> None:
+        await asyncio.sleep(0)
+
+    @prof.profile
+    async def root() -> None:
+        await asyncio.create_task(work())
+        async with asyncio.TaskGroup() as group:
+            group.create_task(work())
+            group.create_task(work())
+
+    with capture(tel) as cap:
+        await root()
+    (record,) = profiles(cap.records)
+    assert shape(record.root) == ("test_calltree:root", [("test_calltree:root.work", [])] * 3)
+    check_links(record)
+
+
+def test_threads_with_copied_context_attach_and_plain_threads_make_roots(
+    tel: Telemetry, prof: Profiler
+) -> None:
+    errors: list[BaseException] = []
+
+    @prof.profile
+    def in_thread(n: int) -> int:
+        return n
+
+    def run(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # pragma: no cover - what the test looks for
+            errors.append(exc)
+
+    @prof.profile
+    def root() -> None:
+        threads = [
+            threading.Thread(target=run, args=(contextvars.copy_context().run, in_thread, n))
+            for n in range(4)
+        ] + [threading.Thread(target=run, args=(in_thread, n)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    with capture(tel) as cap:
+        root()
+    assert errors == []
+    records = profiles(cap.records)
+    roots = [r for r in records if r.root.name == "test_calltree:root"]
+    assert len(roots) == 1
+    assert shape(roots[0].root) == (
+        "test_calltree:root",
+        [("test_calltree:root.in_thread", [])] * 4,
+    )
+    check_links(roots[0])
+    plain = [r for r in records if r is not roots[0]]
+    assert [shape(r.root) for r in plain] == [("test_calltree:in_thread", [])] * 4
+    assert len({r.trace_id for r in records}) == 5
+    assert current_node() is None
+
+
+def test_many_threads_appending_to_one_parent_lose_nothing(tel: Telemetry, prof: Profiler) -> None:
+    @prof.profile
+    def leaf() -> None:
+        pass
+
+    @prof.profile
+    def root() -> None:
+        ctx = contextvars.copy_context()
+        barrier = threading.Barrier(8)
+
+        def many() -> None:
+            barrier.wait()
+            for _ in range(200):
+                leaf()
+
+        threads = [threading.Thread(target=ctx.copy().run, args=(many,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    with capture(tel) as cap:
+        root()
+    (record,) = profiles(cap.records)
+    assert len(record.root.children) == 1600
+    assert record.unfinished == 0
+    check_links(record)
+
+
+@pytest.mark.asyncio
+async def test_unfinished_children_are_closed_at_the_root_and_never_mutated_later(
+    tel: Telemetry, prof: Profiler
+) -> None:
+    release = asyncio.Event()
+    late: list[asyncio.Task[None]] = []
+
+    @prof.profile
+    async def grandchild() -> None:
+        pass
+
+    shared = {"kind": "slow"}
+
+    @prof.profile(attributes=shared)
+    async def slow() -> None:
+        await release.wait()
+        await grandchild()  # the tree was submitted: this must not join it
+        raise ValueError("late failure")
+
+    @prof.profile
+    async def root() -> None:
+        late.append(asyncio.create_task(slow()))
+        await asyncio.sleep(0)  # slow() starts and waits
+
+    with capture(tel) as cap:
+        await root()
+        (record,) = profiles(cap.records)
+        (child,) = record.root.children
+        frozen = (child.duration_ns, dict(child.attributes), child.error, list(child.children))
+        assert record.unfinished == 1
+        assert child.attributes == {"kind": "slow", "unfinished": True}
+        assert child.duration_ns is not None
+        assert child.duration_ns <= record.root.duration_ns  # type: ignore[operator]
+        release.set()
+        with pytest.raises(ValueError, match="late failure"):
+            await late[0]
+    assert (child.duration_ns, dict(child.attributes), child.error, list(child.children)) == frozen
+    assert profiles(cap.records) == [record]  # the late grandchild made no tree of its own
+    assert shared == {"kind": "slow"}  # the decorator's dict, shared by every call
+    check_links(record)
+
+
+def test_node_sets_every_callnode_slot(tel: Telemetry) -> None:
+    node = open_root("m:f", {})
+    for slot in CallNode.__slots__:
+        getattr(node, slot)  # raises AttributeError if left unset
+    assert isinstance(node, Node)
+    assert node.children == []
+    assert node.duration_ns is None
+    assert HEX16.fullmatch(node.span_id)
+    assert HEX32.fullmatch(node.trace_id)
+    with capture(tel) as cap:
+        finish_root(node, node.start_perf_ns + 5, None, tel)
+    (record,) = profiles(cap.records)
+    assert (record.trace_id, record.root, record.root.duration_ns) == (node.trace_id, node, 5)
+    assert node.trace_id not in _calltree._running
+
+
+def test_current_span_ids_inside_and_outside_a_profiled_call(prof: Profiler) -> None:
+    seen: list[tuple[str, str] | None] = []
+
+    @prof.profile
+    def inner() -> None:
+        seen.append(current_span_ids())
+
+    @prof.profile
+    def outer() -> None:
+        seen.append(current_span_ids())
+        inner()
+        seen.append(current_span_ids())
+
+    with capture(prof.telemetry):
+        outer()
+    assert current_span_ids() is None
+    outer_ids, inner_ids, outer_again = seen
+    assert outer_ids == outer_again
+    assert outer_ids is not None
+    assert inner_ids is not None
+    assert outer_ids[0] == inner_ids[0]
+    assert outer_ids[1] != inner_ids[1]
+
+
+def _nodes_alive() -> int:
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, Node))
+
+
+@pytest.mark.asyncio
+async def test_ten_thousand_roots_leave_no_node_behind(memory: MemoryHandler) -> None:
+    tel = Telemetry("svc", handlers=[memory], flush_interval=0.01, install_signal_handlers=False)
+    tel.start()
+    prof = Profiler(tel)
+
+    @prof.profile
+    async def child() -> None:
+        await asyncio.sleep(0)
+
+    @prof.profile
+    async def root() -> None:
+        await asyncio.gather(child(), child())
+
+    async def wave() -> int:
+        await asyncio.gather(*(root() for _ in range(10_000)))
+        await tel.flush()
+        count = len(memory.records)
+        memory.records.clear()
+        memory.batches.clear()
+        return count
+
+    assert await wave() == 10_000  # warm-up: caches, id pools, histogram series
+    gc.collect()
+    gc.disable()  # nodes must be freed by reference counting alone: no cycles
+    try:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        assert await wave() == 10_000
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert _nodes_alive() == 0
+        assert _calltree._running == {}  # no bookkeeping left for finished roots
+    finally:
+        gc.enable()
+    assert after - before < 1_000_000, f"grew by {after - before} bytes over 10k roots"
+    await tel.shutdown(timeout=5)
+
+
+class _Raising(Handler):
+    async def emit(self, batch: Sequence[Record]) -> None:
+        raise RuntimeError("handler down")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_handler_or_submit_never_corrupts_the_current_context() -> None:
+    tel = Telemetry(
+        "svc",
+        handlers=[_Raising(name="down")],
+        queue_size=1,
+        overflow="raise",
+        flush_interval=0.01,
+        install_signal_handlers=False,
+    )
+    tel.start()
+    prof = Profiler(tel)
+
+    @prof.profile
+    async def root(n: int) -> int:
+        return n
+
+    @prof.profile
+    async def outer() -> list[int]:
+        before = current_span_ids()
+        out = [await root(n) for n in range(5)]
+        assert current_span_ids() == before
+        return out
+
+    assert [await root(n) for n in range(5)] == list(range(5))  # queue full: QueueFullError
+    assert current_node() is None
+    assert await outer() == list(range(5))
+    assert current_node() is None
+    assert tel._internal_errors.get("profile", 0) >= 1  # QueueFullError, swallowed
+    await tel.shutdown(timeout=5)
+
+
+def test_a_raising_hook_never_corrupts_the_context(prof: Profiler) -> None:
+    def explode(*args: Any) -> None:
+        raise RuntimeError("hook failed")
+
+    prof.before_func = explode
+    prof.after_func = explode
+    prof.after_root_func = explode
+
+    @prof.profile
+    def inner() -> tuple[str, str] | None:
+        return current_span_ids()
+
+    @prof.profile
+    def outer() -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+        mine = current_span_ids()
+        inner()
+        return mine, current_span_ids()
+
+    with capture(prof.telemetry) as cap:
+        mine, after = outer()
+    assert mine == after
+    assert mine is not None
+    assert current_node() is None
+    (record,) = profiles(cap.records)
+    assert shape(record.root) == ("test_calltree:outer", [("test_calltree:outer.inner", [])])
+    assert prof.hook_errors == {"before_func": 2, "after_func": 2, "after_root_func": 1}
+
+
+@pytest.fixture
+def no_leaked_context() -> Iterator[None]:
+    yield
+    assert current_node() is None
+
+
+def test_an_exception_inside_leaves_the_context_as_it_was(
+    prof: Profiler, no_leaked_context: None
+) -> None:
+    @prof.profile
+    def fails() -> None:
+        raise KeyError("k")
+
+    with capture(prof.telemetry), pytest.raises(KeyError):
+        fails()
+
+
+def test_a_failing_metric_update_still_closes_and_submits_the_tree(
+    prof: Profiler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pontem_async._profile_state import State
+
+    def broken(self: State, path: str, failed: bool) -> Any:
+        raise RuntimeError("registry bug")
+
+    monkeypatch.setattr(State, "time_series", broken)
+
+    @prof.profile
+    def child() -> int:
+        return 1
+
+    @prof.profile
+    def root() -> int:
+        return child() + child()
+
+    with capture(prof.telemetry) as cap:
+        assert root() == 2
+    (record,) = profiles(cap.records)
+    assert record.unfinished == 0
+    assert shape(record.root) == ("test_calltree:root", [("test_calltree:root.child", [])] * 2)
+    check_links(record)
+    assert prof.telemetry._internal_errors["profiler"] == 3
+    assert record.trace_id not in _calltree._running
