@@ -108,7 +108,8 @@ def test_sigterm_handler_of_the_application_is_left_alone(tmp_path: Path) -> Non
     pa.init(service_name="x", handlers=[RotatingFileHandler(sys.argv[1], compress=False)])
     pa.logger.info("record", i=0)
     print("ready", flush=True)
-    time.sleep(120)
+    while True:
+        time.sleep(0.05)
     """
     proc, path = _start(tmp_path, script, "wait")
     proc.send_signal(signal.SIGTERM)
