@@ -104,19 +104,9 @@ class Histogram(Metric):
         cls = value.__class__
         if not ((cls is float and -_INF < value < _INF) or (cls is int and -_BIG < value < _BIG)):
             value = observation(self, value)
-        if not labels:
-            series = self._unlabelled
-        else:
-            try:
-                series = (
-                    self._series.get(self._getter(labels))  # type: ignore[misc]
-                    if len(labels) == self._nlabels
-                    else None
-                )
-            except Exception:
-                series = None
+        series = self._unlabelled if not labels else None  # the unlabelled fast path inline
         if series is None:
-            series = self._resolve(labels)
+            series = self._get(labels)
             if series is None:
                 self._drop()
                 return

@@ -90,19 +90,9 @@ class Counter(Metric):
         cls = value.__class__
         if not ((cls is int and 0 <= value < _BIG) or (cls is float and 0 <= value < _INF)):
             value = increment(self, value)
-        if not labels:
-            series = self._unlabelled
-        else:
-            try:
-                series = (
-                    self._series.get(self._getter(labels))  # type: ignore[misc]
-                    if len(labels) == self._nlabels
-                    else None
-                )
-            except Exception:
-                series = None
+        series = self._unlabelled if not labels else None  # the unlabelled fast path inline
         if series is None:
-            series = self._resolve(labels)
+            series = self._get(labels)
             if series is None:
                 self._drop()
                 return
@@ -192,19 +182,9 @@ class Gauge(Metric):
         cls = value.__class__
         if not (cls is float or (cls is int and -_BIG < value < _BIG)):
             value = metric_number(self, value)
-        if not labels:
-            series = self._unlabelled
-        else:
-            try:
-                series = (
-                    self._series.get(self._getter(labels))  # type: ignore[misc]
-                    if len(labels) == self._nlabels
-                    else None
-                )
-            except Exception:
-                series = None
+        series = self._unlabelled if not labels else None  # the unlabelled fast path inline
         if series is None:
-            series = self._resolve(labels)
+            series = self._get(labels)
             if series is None:
                 self._drop()
                 return
