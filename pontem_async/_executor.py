@@ -13,12 +13,28 @@ executor whose threads already run and which ignores that flag. This is it. It s
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["DaemonExecutor"]
+__all__ = ["DaemonExecutor", "block_process_signals"]
+
+_PROCESS_SIGNALS = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "pthread_sigmask") else set()
+
+
+def block_process_signals() -> None:
+    """Block SIGINT/SIGTERM in the calling (background) thread.
+
+    The kernel may deliver a process-directed signal to any thread that does not block it. If
+    one of our threads takes SIGINT, Python still runs the handler in the main thread, but a main
+    thread asleep in ``time.sleep`` or a blocking read is never woken, so Ctrl-C or SIGTERM
+    seems ignored. Blocking them here leaves the main thread the only one to receive them.
+    """
+    if _PROCESS_SIGNALS:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+
 
 _T = TypeVar("_T")
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -39,6 +55,7 @@ class DaemonExecutor(ThreadPoolExecutor):
             worker.start()
 
     def _work(self) -> None:
+        block_process_signals()
         while True:
             job = self._jobs.get()
             if job is None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
-from pontem_async._executor import DaemonExecutor
+from pontem_async._executor import DaemonExecutor, block_process_signals
 from pontem_async._lane import Lane
 from pontem_async.errors import ConfigError
 from pontem_async.handlers.base import ALL_KINDS, Handler
@@ -201,6 +201,7 @@ class Pipeline:
         started = threading.Event()
 
         def run() -> None:
+            block_process_signals()
             asyncio.set_event_loop(loop)
             self._loop_thread = threading.get_ident()
             for lane in self.lanes:

@@ -30,8 +30,8 @@ pa.init(
 for i in range({n}):
     pa.logger.info("record", i=i)
 print("ready", flush=True)
-if sys.argv[2] == "wait":
-    time.sleep(120)
+while sys.argv[2] == "wait":  # short sleeps: CPython 3.11 can lose a signal that arrives
+    time.sleep(0.05)           # while another thread runs, until the main thread next wakes
 """
 
 ASYNC_SCRIPT = """
