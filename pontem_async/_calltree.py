@@ -22,8 +22,9 @@ cannot happen. It is held for a dict lookup and a few writes, never around user 
 
 Memory: a node references its children only; nothing references back (no parent pointer), so a
 tree is freed by reference counting as soon as the handlers are done with its record, without
-waiting for the cyclic GC; and a call allocates as few collected objects as it can (its node, its
-children list, and for a root the record), because the collector's work grows with them.
+waiting for the cyclic GC; and a call allocates as few collected objects as it can (its node, a
+children list only once it has a child, and for a root the record): the collector's work grows
+with them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Node",
     "close_child",
+    "close_unfinished",
     "current_node",
     "current_span_ids",
     "current_var",
@@ -54,6 +56,8 @@ __all__ = [
     "open_child",
     "open_root",
     "owner_name",
+    "running_traces",
+    "tree_lock",
 ]
 
 _current: ContextVar[Node | None] = ContextVar("pontem_async.profile_node", default=None)
@@ -63,9 +67,13 @@ current_node = _current.get
 """The node of the profiled call running in this context, or None."""
 
 _lock = threading.Lock()
+tree_lock = _lock
+"""For the profiler state's fast ends (``State.end_root``/``end_child``), which do what
+``finish_root``/``close_child`` do under the same lock."""
 _acquire = _lock.acquire
 _release = _lock.release
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
+_new_node = object.__new__
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
 
@@ -98,12 +106,31 @@ def _new_span_id() -> str:
 
 
 _running: dict[str, int] = {}
+running_traces = _running
 """For every root still running: trace id -> children started and not closed yet. A trace id
 missing from it belongs to a finished root (its tree was submitted). Kept here rather than in a
 per-tree object shared by the nodes: that would be one more garbage-collected object per call,
 and the collector's work grows with them. Read and written under the lock (a root's own insert
 excepted: nobody else knows its id yet). A root whose children all finished (the common case)
 closes without walking its tree."""
+
+
+class _NoChildren(list):  # type: ignore[type-arg]
+    """The ``children`` of every node without any yet: one shared, empty, read-only list. Most
+    nodes are leaves: no list of their own to make (caller) and free (consumer). The first
+    child swaps in a real list (under the lock); any mutation raises, so nothing ever lands
+    in the shared instance."""
+
+    __slots__ = ()
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a call-tree node's children are not modifiable")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _frozen
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
+
+
+NO_CHILDREN: list[CallNode] = _NoChildren()
 
 
 class Node(CallNode):
@@ -137,24 +164,37 @@ class Node(CallNode):
         self.start_perf_ns = start_perf_ns
         self.duration_ns: int | None = None
         self.error: dict[str, str] | None = None
-        self.children: list[CallNode] = []
+        self.children: list[CallNode] = NO_CHILDREN
 
 
 def open_root(name: str, attributes: dict[str, Any]) -> Node:
-    """A new root node, in a new trace (128-bit trace id, 64-bit span id)."""
+    """A new root node, in a new trace (128-bit trace id, 64-bit span id). Sets the slots
+    itself on a bare ``object.__new__``, as ``Node.__init__`` would: one Python frame less on
+    every call (``test_node_sets_every_callnode_slot`` checks roots and children)."""
     try:
         trace_id = _pop_trace_id()
     except IndexError:
         _refill(_trace_ids, 32)
         trace_id = _pop_trace_id()
+    node = _new_node(Node)
     try:
-        span_id = _pop_span_id()
+        node.span_id = _pop_span_id()
     except IndexError:
-        span_id = _new_span_id()
+        node.span_id = _new_span_id()
     _running[trace_id] = 0
     unix = _time_ns()
     perf = _perf_ns()
-    return Node(name, span_id, None, attributes, trace_id, unix - perf, perf)
+    node.name = name
+    node.parent_span_id = None
+    node.attributes = attributes
+    node.trace_id = trace_id
+    node.anchor = unix - perf
+    node.start_unix_nano = unix
+    node.start_perf_ns = perf
+    node.duration_ns = None
+    node.error = None
+    node.children = NO_CHILDREN
+    return node
 
 
 _PATHS_PER_SITE = 256
@@ -182,12 +222,26 @@ def open_child(
         if len(paths) < _PATHS_PER_SITE:
             paths[parent.name] = name
     trace_id = parent.trace_id
-    node = Node(name, span_id, parent.span_id, attributes, trace_id, parent.anchor, _perf_ns())
+    node = _new_node(Node)  # as in open_root: the slots set here, no __init__ frame
+    node.name = name
+    node.span_id = span_id
+    node.parent_span_id = parent.span_id
+    node.attributes = attributes
+    node.trace_id = trace_id
+    node.anchor = anchor = parent.anchor
+    node.start_perf_ns = perf = _perf_ns()
+    node.start_unix_nano = anchor + perf
+    node.duration_ns = None
+    node.error = None
+    node.children = NO_CHILDREN
     _acquire()
     try:
         count = _running.get(trace_id)
         if count is not None:
-            parent.children.append(node)
+            if parent.children is NO_CHILDREN:
+                parent.children = [node]
+            else:
+                parent.children.append(node)
             _running[trace_id] = count + 1
     finally:
         _release()
@@ -226,7 +280,7 @@ def finish_root(
         _release()
     node.duration_ns = end_perf_ns - node.start_perf_ns
     node.error = error
-    unfinished = _close_unfinished(node, end_perf_ns) if still_open else 0
+    unfinished = close_unfinished(node, end_perf_ns) if still_open else 0
     try:
         telemetry._submit(
             _new_record(
@@ -238,7 +292,7 @@ def finish_root(
         telemetry._internal_error("profile", exc)
 
 
-def _close_unfinished(root: CallNode, end_perf_ns: int) -> int:
+def close_unfinished(root: CallNode, end_perf_ns: int) -> int:
     """Close every node still running at the root's end. Safe without the lock: the trace is
     out of ``_running``, so no other thread appends to or closes a node of this tree any more."""
     count = 0

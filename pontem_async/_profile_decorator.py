@@ -4,7 +4,8 @@ A profiled call costs: one read of the profiler's state, one node (two clock rea
 a ``ContextVar`` set and reset, an append to the parent, and at the end one histogram update from
 a per-path cache. Everything else (error details, response sizes, hooks, the root's record) only
 runs when it applies. Like the logger's level methods, each wrapper is a closure over what it
-needs, so a call is one extra Python frame plus the :class:`_Site` methods.
+needs. A call that returns with no hooks set ends in one more frame (``State.end_root`` or
+``end_child``); errors and hooks go through :meth:`_Site.leave`.
 
 Callables handled, keeping ``functools.wraps`` metadata and what ``inspect`` says about them:
 
@@ -163,20 +164,26 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:
             node = open_child(parent, segment, paths, attributes)
         token = _set(node)
-        result: Any = None
-        error: BaseException | None = None
+        # Each way out resets the context, then closes the node: a return without hooks (the
+        # common case) through ``State.end_root``/``end_child``, the rest through ``leave``.
         try:
             result = await func(*args, **kwargs)
-            return result
         except GeneratorExit:  # the coroutine was closed unfinished: not an error of its own
+            _reset(token)
+            leave(st, node, None, None, args, kwargs)
             raise
         except BaseException as exc:  # CancelledError included: it did raise out of the call
-            error = exc
-            raise
-        finally:
             _reset(token)
-            leave(st, node, result, error, args, kwargs)
-            error = None  # no frame <-> traceback cycle
+            leave(st, node, None, exc, args, kwargs)
+            raise
+        _reset(token)
+        if st.hooked:
+            leave(st, node, result, None, args, kwargs)
+        elif parent is None:
+            st.end_root(node, result)
+        else:
+            st.end_child(node)
+        return result
 
     return wrapper
 
@@ -198,18 +205,20 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:
             node = open_child(parent, segment, paths, attributes)
         token = _set(node)
-        result: Any = None
-        error: BaseException | None = None
-        try:
+        try:  # as in _coroutine: reset, then a fast end or ``leave``
             result = func(*args, **kwargs)
-            return result
         except BaseException as exc:
-            error = exc
-            raise
-        finally:
             _reset(token)
-            leave(st, node, result, error, args, kwargs)
-            error = None
+            leave(st, node, None, exc, args, kwargs)
+            raise
+        _reset(token)
+        if st.hooked:
+            leave(st, node, result, None, args, kwargs)
+        elif parent is None:
+            st.end_root(node, result)
+        else:
+            st.end_child(node)
+        return result
 
     return wrapper
 

@@ -21,12 +21,17 @@ The two profile metrics keep phanos' names (``TIME_PROFILER``/``RESPONSE_SIZE`` 
 from __future__ import annotations
 
 import sys
+import time as _time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pontem_async._calltree import close_unfinished, running_traces, tree_lock
+from pontem_async.records import ProfileRecord
+
 if TYPE_CHECKING:
+    from pontem_async._calltree import Node
     from pontem_async._config_schema import ProfilerSettings
     from pontem_async._registry import MetricsRegistry
     from pontem_async.metrics import Histogram
@@ -57,6 +62,10 @@ PROFILE_UNIT = ""
 the unit (milliseconds, bytes) instead."""
 _PROFILE_LABELS = frozenset({"method", "error_raised"})
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_perf_ns = _time.perf_counter_ns
+_new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
+_running = running_traces
+_pop_running = running_traces.pop
 
 BeforeHook = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], None]
 """phanos' ``before_func``/``before_root_func``: ``(func, args, kwargs)``."""
@@ -165,6 +174,74 @@ class State:
         if series is None:
             series = self._cached(self.size_series, self.size, path, False)
         series.observe(size)
+
+    def end_root(self, node: Node, result: Any) -> None:
+        """The common end of a root call (it returned; no hooks), in one Python frame.
+
+        The wrappers call it instead of ``_Site.leave`` + ``finish_root``: same steps, same
+        order (close and submit the tree, then the metrics), minus two frames and the error
+        and hook branches. Never raises, like ``leave``.
+        """
+        end = _perf_ns()
+        duration = end - node.start_perf_ns
+        with tree_lock:
+            still_open = _pop_running(node.trace_id, 0)
+        node.duration_ns = duration
+        tel = self.telemetry
+        try:
+            tel._submit(
+                _new_record(
+                    ProfileRecord,
+                    (
+                        node.start_unix_nano,
+                        node.trace_id,
+                        node,
+                        tel.resource,
+                        close_unfinished(node, end) if still_open else 0,
+                    ),
+                )
+            )
+        except Exception as exc:  # a failing submit never reaches the user's call
+            tel._internal_error("profile", exc)
+        try:
+            time_hist = self.time
+            if time_hist is not None:
+                series = self.time_ok.get(node.name)
+                if series is None:
+                    series = self.time_series(node.name, False)
+                series.observe(duration / 1e6)
+            size_hist = self.size
+            if size_hist is not None:
+                self.observe_size(node.name, result)
+            # Reconfigured, or a profile metric removed behind the profiler's back? (private
+            # attributes of both: this runs once per root call)
+            if (
+                self.settings is not tel._profiler_settings
+                or (time_hist is not None and not time_hist._accepting)
+                or (size_hist is not None and not size_hist._accepting)
+            ):
+                self.profiler._refresh()
+        except Exception as exc:  # telemetry never breaks the application
+            tel._internal_error("profiler", exc)
+
+    def end_child(self, node: Node) -> None:
+        """The common end of a child call (it returned; no hooks): ``close_child`` and the
+        histogram in one frame (see :meth:`end_root`)."""
+        duration = _perf_ns() - node.start_perf_ns
+        trace_id = node.trace_id
+        with tree_lock:  # unless its tree was submitted meanwhile (see close_child)
+            count = _running.get(trace_id)
+            if count is not None:
+                node.duration_ns = duration
+                _running[trace_id] = count - 1
+        try:
+            if self.time is not None:
+                series = self.time_ok.get(node.name)
+                if series is None:
+                    series = self.time_series(node.name, False)
+                series.observe(duration / 1e6)
+        except Exception as exc:  # telemetry never breaks the application
+            self.telemetry._internal_error("profiler", exc)
 
     def _hook(self, name: str, hook: Callable[..., Any], *args: Any) -> None:
         try:

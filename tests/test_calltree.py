@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from pontem_async import Telemetry, _calltree
-from pontem_async._calltree import Node, current_node, current_span_ids, finish_root, open_root
+from pontem_async._calltree import (
+    Node,
+    current_node,
+    current_span_ids,
+    finish_root,
+    open_child,
+    open_root,
+)
 from pontem_async.handlers.base import Handler
 from pontem_async.profiler import Profiler
 from pontem_async.records import CallNode, ProfileRecord, Record
@@ -241,10 +248,17 @@ async def test_unfinished_children_are_closed_at_the_root_and_never_mutated_late
 
 def test_node_sets_every_callnode_slot(tel: Telemetry) -> None:
     node = open_root("m:f", {})
-    for slot in CallNode.__slots__:
+    child = open_child(node, "g", {}, {})
+    for slot in (*CallNode.__slots__, *Node.__slots__):
         getattr(node, slot)  # raises AttributeError if left unset
+        getattr(child, slot)
+    assert (child.name, child.parent_span_id) == ("m:f.g", node.span_id)
+    assert child.trace_id == node.trace_id
+    assert child.start_unix_nano == node.anchor + child.start_perf_ns
+    assert node.start_unix_nano == node.anchor + node.start_perf_ns
     assert isinstance(node, Node)
-    assert node.children == []
+    assert node.children == [child]
+    assert child.children == []
     assert node.duration_ns is None
     assert HEX16.fullmatch(node.span_id)
     assert HEX32.fullmatch(node.trace_id)
