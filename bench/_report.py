@@ -1,13 +1,58 @@
-"""What both benchmark harnesses print: the machine header and Markdown tables."""
+"""What both benchmark harnesses share: running one measurement in a fresh subprocess, and
+what they print (the machine header and Markdown tables)."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["load_average", "machine", "num", "table", "versions_of"]
+__all__ = ["load_average", "machine", "num", "run_child", "table", "versions_of"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def run_child(
+    script: str, args: Sequence[str], name: str, params: dict[str, Any], root: Path,
+    timeout: float,
+) -> dict[str, Any]:
+    """Run ``bench/<script> *args <workdir> <result.json> <params>`` in a fresh interpreter and
+    return the JSON it wrote (plus ``wall`` seconds and any stderr noise), or a dict with an
+    ``error`` when it failed or timed out. ``name`` names the workdir and the result file."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+    result_path = root / f"{name}.json"
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(BENCH_DIR / script), *args, str(workdir), str(result_path),
+           json.dumps(params)]  # fmt: skip
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=str(BENCH_DIR)
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s", "wall": timeout}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0 or not result_path.exists():
+        tail = (proc.stderr or "").strip().splitlines()[-5:]
+        return {"error": f"exit {proc.returncode}: " + " | ".join(tail), "wall": wall}
+    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
+    result["wall"] = wall
+    noise = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
+    if noise:
+        result["stderr_lines"] = len(noise)
+        result["stderr_first"] = noise[0][:200]
+    return result
 
 
 def machine() -> dict[str, str]:

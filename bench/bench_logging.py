@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from _report import load_average, machine, num, table, versions_of  # noqa: E402
+from _report import load_average, machine, num, run_child, table, versions_of  # noqa: E402
 from peers import PEERS, peer_class  # noqa: E402
 
 MEASUREMENTS = ("latency", "throughput", "rss")
@@ -140,37 +139,9 @@ def run_one(
     key: str, measurement: str, params: dict[str, Any], root: Path, timeout: float
 ) -> dict[str, Any]:
     """One measurement of one peer in a fresh subprocess; the result dict, or an error."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"{key}-{measurement}-", dir=root))
-    result_path = root / f"{key}-{measurement}.json"
-    cmd = [
-        sys.executable,
-        str(BENCH_DIR / "_measure.py"),
-        key,
-        measurement,
-        str(workdir),
-        str(result_path),
-        json.dumps(params),
-    ]
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=str(BENCH_DIR)
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s", "wall": timeout}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0 or not result_path.exists():
-        tail = (proc.stderr or "").strip().splitlines()[-5:]
-        return {"error": f"exit {proc.returncode}: " + " | ".join(tail), "wall": wall}
-    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    result["wall"] = wall
-    noise = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
-    if noise:
-        result["stderr_lines"] = len(noise)
-        result["stderr_first"] = noise[0][:200]
-    return result
+    return run_child(
+        "_measure.py", [key, measurement], f"{key}-{measurement}", params, root, timeout
+    )
 
 
 def run_all(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -38,7 +38,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from _measure_profiler import SCENARIOS  # noqa: E402
-from _report import load_average, machine, num, table, versions_of  # noqa: E402
+from _report import load_average, machine, num, run_child, table, versions_of  # noqa: E402
 from peers import (  # noqa: E402
     METRIC_PEERS,
     OPS,
@@ -230,39 +230,9 @@ def run_one(
     kind: str, key: str, what: str, params: dict[str, Any], root: Path, timeout: float
 ) -> dict[str, Any]:
     """One measurement in a fresh subprocess: the result dict, or one with an ``error``."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-{key}-{what}-", dir=root))
-    result_path = root / f"{kind}-{key}-{what}.json"
-    result_path.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        str(BENCH_DIR / "_measure_profiler.py"),
-        kind,
-        key,
-        what,
-        str(workdir),
-        str(result_path),
-        json.dumps(params),
-    ]
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=str(BENCH_DIR)
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s", "wall": timeout}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0 or not result_path.exists():
-        tail = (proc.stderr or "").strip().splitlines()[-3:]
-        return {"error": f"exit {proc.returncode}: " + " | ".join(tail), "wall": wall}
-    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    result["wall"] = wall
-    noise = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
-    if noise:
-        result["stderr_lines"] = len(noise)
-        result["stderr_first"] = noise[0][:200]
-    return result
+    return run_child(
+        "_measure_profiler.py", [kind, key, what], f"{kind}-{key}-{what}", params, root, timeout
+    )
 
 
 Results = dict[tuple[str, str, str], list[dict[str, Any]]]
