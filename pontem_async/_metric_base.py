@@ -160,6 +160,13 @@ class Metric:
             return self._dropped_class(self, {}, 0)
         return series
 
+    def _series_or_drop(self, labels: Mapping[str, object] | None) -> Any:
+        """The series for ``labels``, or None after counting the update as dropped (a cap)."""
+        series = self._get(labels)
+        if series is None:
+            self._drop()
+        return series
+
     def _get(self, labels: Mapping[str, object] | None) -> Any:
         """The series for ``labels`` (the common path inline), or None when refused."""
         if not labels:

@@ -105,11 +105,8 @@ class Histogram(Metric):
         if not ((cls is float and -_INF < value < _INF) or (cls is int and -_BIG < value < _BIG)):
             value = observation(self, value)
         series = self._unlabelled if not labels else None  # the unlabelled fast path inline
-        if series is None:
-            series = self._get(labels)
-            if series is None:
-                self._drop()
-                return
+        if series is None and (series := self._series_or_drop(labels)) is None:
+            return
         index = bisect_left(self.buckets, value)
         lock = self._lock
         lock.acquire()
@@ -176,9 +173,7 @@ class Summary(Metric):
         cls = value.__class__
         if not ((cls is float and -_INF < value < _INF) or (cls is int and -_BIG < value < _BIG)):
             value = observation(self, value)
-        series = self._get(labels)
-        if series is None:
-            self._drop()
+        if (series := self._series_or_drop(labels)) is None:
             return
         lock = self._lock
         lock.acquire()

@@ -85,9 +85,7 @@ class Info(Metric):
             ValueError: a name is invalid or clashes with a declared label.
         """
         checked = _info_values(self, values)
-        series = self._get(labels)
-        if series is None:
-            self._drop()
+        if (series := self._series_or_drop(labels)) is None:
             return
         series._value = checked
 
@@ -159,9 +157,7 @@ class Enum(Metric):
             ValueError: ``state`` is not a declared state; labels missing or undeclared.
         """
         checked = _state(self, state)
-        series = self._get(labels)
-        if series is None:
-            self._drop()
+        if (series := self._series_or_drop(labels)) is None:
             return
         series._value = checked
 

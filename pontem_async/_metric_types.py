@@ -91,11 +91,8 @@ class Counter(Metric):
         if not ((cls is int and 0 <= value < _BIG) or (cls is float and 0 <= value < _INF)):
             value = increment(self, value)
         series = self._unlabelled if not labels else None  # the unlabelled fast path inline
-        if series is None:
-            series = self._get(labels)
-            if series is None:
-                self._drop()
-                return
+        if series is None and (series := self._series_or_drop(labels)) is None:
+            return
         lock = self._lock
         lock.acquire()
         try:
@@ -183,11 +180,8 @@ class Gauge(Metric):
         if not (cls is float or (cls is int and -_BIG < value < _BIG)):
             value = metric_number(self, value)
         series = self._unlabelled if not labels else None  # the unlabelled fast path inline
-        if series is None:
-            series = self._get(labels)
-            if series is None:
-                self._drop()
-                return
+        if series is None and (series := self._series_or_drop(labels)) is None:
+            return
         lock = self._lock
         lock.acquire()
         try:
@@ -198,9 +192,7 @@ class Gauge(Metric):
     def inc(self, value: float = 1, *, labels: Mapping[str, object] | None = None) -> None:
         """Add ``value`` (default 1) to the series of ``labels``."""
         value = metric_number(self, value)
-        series = self._get(labels)
-        if series is None:
-            self._drop()
+        if (series := self._series_or_drop(labels)) is None:
             return
         lock = self._lock
         lock.acquire()
