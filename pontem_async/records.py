@@ -12,8 +12,9 @@ Hierarchy::
     Record                 common base: ``kind`` and ``timestamp`` (ns since the Unix epoch)
      ├── LogRecord         OTel log data model: severity, body, attributes, scope, trace ids
      ├── MetricRecord      one metric's snapshot: every series (label set) as a MetricPoint
-     └── ProfileRecord     one finished root call and its call tree of CallNodes
-     (EventRecord and SeriesRecord extend Record with their own issues)
+     ├── ProfileRecord     one finished root call and its call tree of CallNodes
+     ├── EventRecord       a named event and its payload (the "current" view's input)
+     └── SeriesRecord      many points of one numeric series, as columns
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, cast
 
 __all__ = [
     "CallNode",
+    "EventRecord",
     "HistogramValue",
     "Level",
     "LogRecord",
@@ -34,6 +36,7 @@ __all__ = [
     "ProfileRecord",
     "Record",
     "Resource",
+    "SeriesRecord",
     "SummaryValue",
 ]
 
@@ -357,3 +360,103 @@ class ProfileRecord(Record):
     @property
     def unfinished(self) -> int:
         return cast(int, self[4])
+
+
+class EventRecord(Record):
+    """A named event (``pa.event(type, data)``): an occurrence with a payload, and the latest
+    value of its ``type`` in the "current" view.
+
+    Fields: ``timestamp`` (ns), ``type`` (the event's name), ``data`` (JSON-able mapping, by
+    reference), ``meta`` (optional mapping of the emitter's own annotations), ``run_id`` (the
+    active run's id, or None), ``resource``.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str] = "event"
+
+    def __new__(
+        cls,
+        timestamp: int,
+        type: str,
+        data: Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        resource: Resource | None = None,
+    ) -> EventRecord:
+        return tuple.__new__(cls, (timestamp, type, data, meta, run_id, resource))
+
+    @property
+    def type(self) -> str:
+        return cast(str, self[1])
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        return cast("Mapping[str, Any]", self[2])
+
+    @property
+    def meta(self) -> Mapping[str, Any] | None:
+        return cast("Mapping[str, Any] | None", self[3])
+
+    @property
+    def run_id(self) -> str | None:
+        return cast("str | None", self[4])
+
+    @property
+    def resource(self) -> Resource | None:
+        return cast("Resource | None", self[5])
+
+
+class SeriesRecord(Record):
+    """Many points of one numeric series from one call (``pa.metrics.series``), as columns.
+
+    Fields: ``timestamp`` (ns, when the call was made), ``name``, ``values`` (a list or a NumPy
+    array, carried as given: no per-element Python work on the caller), ``steps`` (same length:
+    a list, a NumPy array, or a ``range``), ``timestamps`` (None, or per-point ns since the Unix
+    epoch, same length), ``labels`` (str -> str), ``unit`` (UCUM, may be empty), ``resource``.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str] = "series"
+
+    def __new__(
+        cls,
+        timestamp: int,
+        name: str,
+        values: Any,
+        steps: Any,
+        timestamps: Any = None,
+        labels: Mapping[str, str] | None = None,
+        unit: str = "",
+        resource: Resource | None = None,
+    ) -> SeriesRecord:
+        return tuple.__new__(
+            cls, (timestamp, name, values, steps, timestamps, labels or {}, unit, resource)
+        )
+
+    @property
+    def name(self) -> str:
+        return cast(str, self[1])
+
+    @property
+    def values(self) -> Any:
+        return self[2]
+
+    @property
+    def steps(self) -> Any:
+        return self[3]
+
+    @property
+    def timestamps(self) -> Any:
+        return self[4]
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return cast("Mapping[str, str]", self[5])
+
+    @property
+    def unit(self) -> str:
+        return cast(str, self[6])
+
+    @property
+    def resource(self) -> Resource | None:
+        return cast("Resource | None", self[7])
