@@ -183,7 +183,7 @@ def _steps(tel: Any, plain_ns: float) -> list[tuple[str, float | None]]:
         ]
         env["node"] = ct.open_root("bench:leaf", {})
         step("perf_counter_ns at the end", "ct._perf_ns()", env)
-        series = st.time_series("bench:leaf", False)
+        series = st.time_cell("bench:leaf", False)[2]
         env["series"] = series
         step(
             "time_profiler series lookup + observe(ms)",

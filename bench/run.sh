@@ -7,10 +7,16 @@
 #   bash bench/run.sh logging ...     # the same, named explicitly
 #   bash bench/run.sh profiler        # profiler overhead + metric updates (~2 minutes)
 #   bash bench/run.sh profiler --quick --only pa,phanos
+#   bash bench/run.sh rabbitmq        # RabbitMQ fan-out vs phanos' AsyncImpProfHandler (~1 minute;
+#                                     # needs the broker on 127.0.0.1:5672)
+#   bash bench/run.sh sql             # SQLHandler rows/s per batch size, PostgreSQL + SQLite (~1 min)
+#   bash bench/run.sh series          # numeric series vs one call per point (~3 minutes)
+#   bash bench/run.sh otlp            # OTLP/HTTP: encode cost and delivery vs the OTel SDK (~2 min)
 #
 # Creates bench/.venv (PYTHON picks the interpreter, default python3), installs the project
 # (editable) and bench/requirements.txt into it, then runs bench/bench_logging.py (or
-# bench/bench_profiler.py when the first argument is "profiler") with the remaining arguments.
+# bench/bench_profiler.py when the first argument is "profiler", bench/bench_series.py for
+# "series", bench/bench_rabbitmq.py for "rabbitmq") with the remaining arguments.
 # The install is skipped when neither pyproject.toml nor requirements.txt changed since the
 # last one.
 set -euo pipefail
@@ -37,5 +43,12 @@ harness="bench_logging.py"
 case "${1:-}" in
     logging) shift ;;
     profiler) harness="bench_profiler.py"; shift ;;
+    rabbitmq) harness="bench_rabbitmq.py"; shift ;;
+    sql) harness="bench_sql.py"; shift  # needs the [sql] extra (SQLAlchemy, asyncpg, aiosqlite)
+        "$venv/bin/python" -c 'import sqlalchemy, asyncpg, aiosqlite' 2>/dev/null ||
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+                -e "$repo_dir[sql]" ;;
+    series) harness="bench_series.py"; shift ;;
+    otlp) harness="bench_otlp.py"; shift ;;
 esac
 exec "$venv/bin/python" "$bench_dir/$harness" "$@"

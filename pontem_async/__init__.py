@@ -9,10 +9,13 @@ delivered by async handlers that never block the event loop and never lose data 
 """
 
 from pontem_async import metrics
+from pontem_async._consume import consume
+from pontem_async._flatten import log_attributes, log_config
 from pontem_async.agentconfig import config
 from pontem_async.context import bind_context, get_context
 from pontem_async.dictconfig import dict_config, file_config
-from pontem_async.errors import ConfigError, PontemError, QueueFullError
+from pontem_async.errors import ConfigError, PontemError, QueueFullError, ValidationError
+from pontem_async.events import current, event, get_run, start_run, stop_run
 from pontem_async.log import Logger
 from pontem_async.pipeline import PipelineOptions, ShutdownReport
 from pontem_async.profiler import Profiler, profile, profiler
@@ -52,20 +55,29 @@ __all__ = [
     "Record",
     "ShutdownReport",
     "Telemetry",
+    "ValidationError",
     "__version__",
     "bind_context",
     "config",
+    "consume",
+    "current",
     "dict_config",
+    "event",
     "file_config",
     "flush",
     "get_context",
     "get_default",
     "get_logger",
+    "get_run",
     "init",
+    "log_attributes",
+    "log_config",
     "logger",
     "metrics",
     "profile",
     "profiler",
     "shutdown",
+    "start_run",
     "stats",
+    "stop_run",
 ]

@@ -10,10 +10,12 @@ The current node lives in a ``ContextVar``, so the tree follows the application'
 - two concurrent roots never share anything: each task sees only its own node.
 
 When the root returns (or raises), the tree is closed and submitted as one
-:class:`~pontem_async.records.ProfileRecord`. A child still running then (a task nobody awaited,
-a thread still working) is closed as *unfinished*: its duration runs to the root's end and its
-attributes get ``unfinished: True``. From then on the tree is frozen: the late child's own end,
-and any call it makes, never touch the submitted record (those calls still feed the metrics).
+:class:`~pontem_async.records.ProfileRecord`, frozen into plain tuples
+(:func:`~pontem_async.records.freeze_node`: the GC stops tracking those, see there). A child
+still running then (a task nobody awaited, a thread still working) is closed as *unfinished*:
+its duration runs to the root's end and its attributes get ``unfinished: True``. From then on
+the tree is frozen: the late child's own end, and any call it makes, never touch the submitted
+record (those calls still feed the metrics).
 
 Thread safety: children can be appended and closed from other threads while the root closes. One
 module lock orders those three operations (child start, child end, root end), so "append to a
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from pontem_async.encoding.jsonl import safe_str
 from pontem_async.fingerprint import exception_fingerprint, exception_type_name
-from pontem_async.records import CallNode, ProfileRecord
+from pontem_async.records import CallNode, ProfileRecord, freeze_node
 
 if TYPE_CHECKING:
     from pontem_async.telemetry import Telemetry
@@ -285,7 +287,13 @@ def finish_root(
         telemetry._submit(
             _new_record(
                 ProfileRecord,
-                (node.start_unix_nano, node.trace_id, node, telemetry.resource, unfinished),
+                (
+                    node.start_unix_nano,
+                    node.trace_id,
+                    freeze_node(node),
+                    telemetry.resource,
+                    unfinished,
+                ),
             )
         )
     except Exception as exc:

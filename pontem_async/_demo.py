@@ -1,147 +1,92 @@
 """``pontem-async demo``: the README quick start's "main job", run for real on the embedded default.
 
-It configures the default instance the way the README does (``pa.init(service_name=...,
-emit_dir=...)``: warnings on stderr, every record in ``<dir>/records.jsonl``) and runs a short
-asyncio workload that uses what a service uses: a few hundred concurrent requests, each with a
-request id bound in its context and a bound logger, debug/info logs with attributes, slow requests
-that warn, failures logged with ``log.exception`` (two error types, so fingerprints group), and a
-synchronous worker thread logging through the same pipeline from a copied context.
+It configures the default instance as the README does (``pa.init(service_name=...,
+emit_dir=...)``: warnings on stderr, every record in ``<dir>/records.jsonl``), starts a run
+(``<dir>/runs/<run_id>``), serves the demo shop (:mod:`pontem_async._demo_app`, instrumented by
+the aiohttp integration) on 127.0.0.1 with an ephemeral port, and drives a burst of concurrent
+requests at it with aiohttp's client: normal ones, slow searches, checkouts that fail with an
+unhandled exception (500) and unknown users (404). Then it shuts the service down (its cleanup
+hook shuts the telemetry down), stops the run, reads the JSONL back and prints where the files
+are, a table of requests and p50/p95 latency by route, the records written per kind, the
+aggregated call tree (``pontem-async tree``'s view) and the top error fingerprints.
 
 Why it checks itself: the demo is also the shortest end-to-end proof of the "nothing is lost"
-guarantee. After ``flush()`` and ``shutdown()`` it reads back the JSONL it wrote (rotated ``.gz``
-files included) and exits 0 only when every record handed to the file handler is on disk and
-nothing was dropped.
+guarantee. It exits 0 only when every record handed to the file handler is on disk, nothing was
+dropped, and every request left exactly one call tree and one request log.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
+import logging
+import math
 import os
 import random
 import shlex
 import sys
-import threading
 import time
-import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+
 import pontem_async as pa
 from pontem_async import _tail, settings
-from pontem_async.encoding.console import line_kind, line_severity
+from pontem_async._demo_app import make_app
+from pontem_async._tree import render_text
+from pontem_async._tree_model import CallTree, InvalidProfile
+from pontem_async.encoding.console import line_kind
+from pontem_async.events import RUN_FILE_NAME, RUN_ID_ATTRIBUTE
 from pontem_async.fingerprint import message_template
-from pontem_async.records import severity_text
 from pontem_async.telemetry import default_handlers
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["REQUEST_LOGS", "SERVICE_NAME", "SLOW_MS", "add_arguments", "run"]
 
 SERVICE_NAME = "pontem-demo"
-SLOW_MS = 150
-WORKER_ROWS = 20
-_ROUTES = ("/checkout", "/cart", "/search", "/users/{id}")
+SLOW_MS = 150.0
+CONCURRENCY = 50
+REQUEST_LOGS = ("request handled", "slow request", "request failed")
+"""The bodies of the integration's one log per request."""
+_KINDS = ("log", "metric", "profile", "event")
 
 
-class UserNotFoundError(LookupError):
-    """The simulated user store has no such user."""
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One simulated request, planned up front so the workload itself stays plain code."""
-
-    request_id: str
-    route: str
-    user_id: int
-    latency_ms: float
-    failure: str | None  # None, "user" or "timeout"
-
-
-def _plan(count: int, rng: random.Random) -> list[_Request]:
-    plans = []
-    for _ in range(count):
+def _plan(count: int, rng: random.Random) -> list[str]:
+    """The burst's request paths: mostly fast, some slow searches, some failures; the first
+    few make sure every outcome shows up even in a short burst."""
+    first = ["/checkout?items=12", "/search?q=wide+angle+lens+hood", "/users/13", "/cart"]
+    paths = first[:count]
+    for _ in range(count - len(paths)):
         roll = rng.random()
-        slow = 0.90 <= roll < 0.98
-        failure = "user" if roll < 0.06 else "timeout" if roll < 0.10 else None
-        latency = rng.uniform(SLOW_MS + 10, 2 * SLOW_MS) if slow else rng.uniform(5, 60)
-        plans.append(
-            _Request(
-                request_id=f"{rng.getrandbits(64):016x}",
-                route=rng.choice(_ROUTES),
-                user_id=rng.randrange(1, 10_000),
-                latency_ms=latency,
-                failure=failure,
+        if roll < 0.35:
+            items = rng.randint(9, 12) if rng.random() < 0.12 else rng.randint(1, 8)
+            paths.append(f"/checkout?items={items}")
+        elif roll < 0.55:
+            paths.append(f"/cart?session=s{rng.randrange(100)}")
+        elif roll < 0.80:
+            query = (
+                "wide angle lens hood" if rng.random() < 0.15 else rng.choice(("lens", "tripod"))
             )
-        )
-    return plans
+            paths.append(f"/search?q={query.replace(' ', '+')}")
+        else:
+            paths.append(f"/users/{rng.randrange(1, 500)}")
+    return paths
 
 
-async def _load_user(user_id: int) -> None:
-    await asyncio.sleep(0)
-    raise UserNotFoundError(f"user {user_id} not found")
+async def _burst(base: str, paths: list[str]) -> Counter[int]:
+    """Every path requested concurrently (at most ``CONCURRENCY`` at a time); statuses."""
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as client:
 
+        async def get(path: str) -> int:
+            async with client.get(base + path) as response:
+                await response.read()
+                return response.status
 
-async def _reserve_stock() -> None:
-    await asyncio.sleep(0)
-    raise TimeoutError(f"inventory service timed out after {SLOW_MS} ms")
-
-
-async def _handle(log: pa.Logger, request: _Request) -> str:
-    """One request: exactly two log records, whatever the outcome (the tests count on it)."""
-    with pa.bind_context(request_id=request.request_id):
-        rlog = log.bind(route=request.route, method="GET")
-        rlog.debug("request received", user_id=request.user_id)
-        started = time.perf_counter()
-        try:
-            await asyncio.sleep(request.latency_ms / 1000)
-            if request.failure == "user":
-                await _load_user(request.user_id)
-            elif request.failure == "timeout":
-                await _reserve_stock()
-        except (UserNotFoundError, TimeoutError):
-            rlog.exception("request failed", status=500)
-            return "failed"
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        if elapsed_ms >= SLOW_MS:
-            rlog.warn("slow request", duration_ms=elapsed_ms, threshold_ms=SLOW_MS)
-            return "slow"
-        rlog.info("request handled", status=200, duration_ms=elapsed_ms)
-        return "ok"
-
-
-def _export_report(log: pa.Logger, rows: int) -> None:
-    """Blocking code in a worker thread: logs go through the same pipeline, with the context
-    of the task that started the thread (``contextvars.copy_context().run``)."""
-    wlog = log.bind(worker="report-export")
-    wlog.info("report export started", rows=rows)
-    for row in range(rows):
-        time.sleep(0.002)
-        wlog.debug("row exported", row=row)
-    wlog.info("report export finished", rows=rows)
-
-
-def _produced(requests: int) -> int:
-    """Log records one run makes: start and finish, two per request, the worker's rows plus
-    its start and finish. Known in advance, so the check against the disk is independent of
-    the pipeline's own accounting."""
-    return 2 + 2 * requests + WORKER_ROWS + 2
-
-
-async def _workload(log: pa.Logger, requests: int) -> Counter[str]:
-    """Run the requests concurrently with the worker thread; returns outcomes by name."""
-    with pa.bind_context(job="nightly-report"):
-        context = contextvars.copy_context()
-    worker = threading.Thread(
-        target=context.run, args=(_export_report, log, WORKER_ROWS), name="report-export"
-    )
-    worker.start()
-    plans = _plan(requests, random.Random())
-    outcomes = Counter(await asyncio.gather(*(_handle(log, plan) for plan in plans)))
-    await asyncio.to_thread(worker.join)
-    return outcomes
+        return Counter(await asyncio.gather(*(get(path) for path in paths)))
 
 
 @dataclass
@@ -150,7 +95,9 @@ class _OnDisk:
 
     total: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
-    severities: Counter[int] = field(default_factory=Counter)
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    request_logs: int = 0
+    tree: CallTree = field(default_factory=CallTree)
     fingerprints: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
 
@@ -159,44 +106,102 @@ def _read_back(directory: str, run_id: str) -> _OnDisk:
     found = _OnDisk()
     try:
         for data in _tail.read_records(directory, sys.stderr):
-            attributes = data.get("attributes")
-            if not isinstance(attributes, Mapping) or attributes.get("run_id") != run_id:
+            resource = data.get("resource")
+            if not isinstance(resource, Mapping) or resource.get(RUN_ID_ATTRIBUTE) != run_id:
                 continue  # an earlier run's record in the same files
             found.total += 1
-            found.kinds[line_kind(data)] += 1
-            severity = line_severity(data)
-            if severity is not None:
-                found.severities[severity] += 1
+            kind = line_kind(data)
+            found.kinds[kind] += 1
+            if kind == "profile":
+                try:
+                    found.tree.add(data)
+                except InvalidProfile as exc:
+                    print(f"pontem-async demo: invalid call tree: {exc}", file=sys.stderr)
+            attributes = data.get("attributes")
+            if kind != "log" or not isinstance(attributes, Mapping):
+                continue
+            if data.get("body") in REQUEST_LOGS:
+                found.request_logs += 1
+                latency = attributes.get("latency_ms")
+                if isinstance(latency, int | float):
+                    found.latencies[str(attributes.get("http.route"))].append(float(latency))
             fingerprint = attributes.get("exception.fingerprint")
             if isinstance(fingerprint, str):
                 found.fingerprints[fingerprint] += 1
-                kind = attributes.get("exception.type", "?")
+                name = attributes.get("exception.type", "?")
                 message = message_template(str(attributes.get("exception.message", "")))
-                found.examples.setdefault(fingerprint, f"{kind}: {message}")
+                found.examples.setdefault(fingerprint, f"{name}: {message}")
     except _tail.TailError as exc:
         print(f"pontem-async demo: {exc}", file=sys.stderr)
     return found
 
 
-def _summary(
-    directory: str, outcomes: Counter[str], seconds: float, disk: _OnDisk, counts: tuple[int, int]
-) -> str:
-    produced, dropped = counts
-    done = ", ".join(f"{outcomes[name]} {name}" for name in ("ok", "slow", "failed"))
-    files = sorted(os.listdir(directory))
-    lines = [
-        f"{SERVICE_NAME}: {sum(outcomes.values())} requests ({done}) and a "
-        f"{WORKER_ROWS}-row worker thread in {seconds:.2f} s",
-        "",
-        f"telemetry files in {directory}: {', '.join(files)}",
-        f"  records of this run on disk: {disk.total} of {produced} produced",
-        "  by kind:     " + "  ".join(f"{k} {n}" for k, n in sorted(disk.kinds.items())),
-        "  by severity: "
-        + "  ".join(f"{severity_text(k)} {n}" for k, n in sorted(disk.severities.items())),
-        f"  dropped:     {dropped}",
-        "",
-        "top exception fingerprints:",
+def _percentile(values: list[float], p: float) -> float:
+    """Nearest rank: always an observed value."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  "
+        + "  ".join(
+            [
+                row[0].ljust(widths[0]),
+                *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+            ]
+        )
+        for row in rows
     ]
+
+
+def _summary(
+    directory: str,
+    run: Mapping[str, Any],
+    statuses: Counter[int],
+    seconds: float,
+    disk: _OnDisk,
+    dropped: int,
+) -> str:
+    requests = sum(statuses.values())
+    answered = ", ".join(f"{n} × {code}" for code, n in sorted(statuses.items()))
+    lines = [
+        f"{SERVICE_NAME}: {requests} concurrent requests served on 127.0.0.1 in {seconds:.2f} s "
+        f"({answered})",
+        "",
+        f"telemetry files in {directory}: {', '.join(sorted(os.listdir(directory)))}",
+        f"  run {run['run_id']}: events in {os.path.join(run['run_dir'], RUN_FILE_NAME)}",
+        "",
+        "requests by route (latency measured by the server, ms):",
+    ]
+    rows = [["route", "requests", "p50", "p95"]]
+    for route, values in sorted(disk.latencies.items()):
+        rows.append(
+            [
+                route,
+                str(len(values)),
+                f"{_percentile(values, 50):.1f}",
+                f"{_percentile(values, 95):.1f}",
+            ]
+        )
+    everything = [v for values in disk.latencies.values() for v in values]
+    if everything:
+        rows.append(
+            ["all", str(len(everything)), f"{_percentile(everything, 50):.1f}",
+             f"{_percentile(everything, 95):.1f}"]
+        )  # fmt: skip
+    lines += _table(rows)
+    lines += ["", "records written (this run):"]
+    kinds = [[kind, str(disk.kinds.get(kind, 0))] for kind in _KINDS]
+    kinds += [[kind, str(n)] for kind, n in sorted(disk.kinds.items()) if kind not in _KINDS]
+    lines += _table(
+        [["kind", "records"], *kinds, ["total", str(disk.total)], ["dropped", str(dropped)]]
+    )
+    lines += ["", "call tree (all requests merged; ms):"]
+    if disk.tree.roots:
+        lines += ["  " + line for line in render_text(disk.tree, "total", 1.0, _box_ok())]
+    lines += ["", "top exception fingerprints:"]
     for fingerprint, count in disk.fingerprints.most_common(5):
         lines.append(f"  {count:4d}  {fingerprint[:12]}  {disk.examples[fingerprint]}")
     if not disk.fingerprints:
@@ -204,7 +209,32 @@ def _summary(
     quoted = shlex.quote(directory)
     lines += ["", f"view them:   pontem-async tail {quoted}"]
     lines.append(f"errors only: pontem-async tail {quoted} --level error")
+    lines.append(f"call tree:   pontem-async tree {quoted}")
     return "\n".join(lines)
+
+
+def _box_ok() -> bool:
+    try:
+        "├─└│".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+async def _serve_and_drive(telemetry: pa.Telemetry, requests: int) -> tuple[Counter[int], bool]:
+    """Serve the shop, run the burst, flush, and shut the service (and telemetry) down."""
+    app = make_app(telemetry, slow_ms=SLOW_MS)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # on_startup: the pipeline runs on this loop
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        statuses = await _burst(f"http://{host}:{port}", _plan(requests, random.Random()))
+        flushed = await telemetry.flush()
+    finally:
+        await runner.cleanup()  # on_cleanup: telemetry.shutdown() with its deadline
+    return statuses, flushed
 
 
 async def _main(directory: str, requests: int, quiet: bool) -> int:
@@ -214,35 +244,38 @@ async def _main(directory: str, requests: int, quiet: bool) -> int:
     telemetry = pa.init(
         service_name=SERVICE_NAME, handlers=handlers, emit_dir=directory, emit_target="file"
     )
-    log = pa.get_logger("demo")
-    run_id = uuid.uuid4().hex[:12]
+    # aiohttp logs each unhandled exception's traceback on its own stdlib logger; the
+    # middleware already logged it once, with its fingerprint
+    aiohttp_errors = logging.getLogger("aiohttp.server")
+    aiohttp_errors.disabled = True
+    run = pa.start_run(site_dir=os.path.join(directory, "runs"), meta={"requests": requests})
     started = time.perf_counter()
-    with pa.bind_context(run_id=run_id):
-        log.info("demo started", requests=requests, worker_rows=WORKER_ROWS)
-        outcomes = await _workload(log, requests)
-        log.info("demo finished", **dict(outcomes))
+    try:
+        pa.event("demo", {"phase": "burst", "requests": requests, "concurrency": CONCURRENCY})
+        statuses, flushed = await _serve_and_drive(telemetry, requests)
+    finally:
+        aiohttp_errors.disabled = False
+        pa.stop_run()
     seconds = time.perf_counter() - started
-    flushed = await telemetry.flush()
-    report = await telemetry.shutdown()
     stats: dict[str, dict[str, Any]] = telemetry.stats()
 
-    file_stats = stats.get("file", {})
     dropped = sum(sum(s.get("dropped", {}).values()) for s in stats.values())
-    handed = int(file_stats.get("delivered", 0))
-    disk = _read_back(directory, run_id)
-    produced = _produced(requests)
-    print(_summary(directory, outcomes, seconds, disk, (produced, dropped)))
+    handed = int(stats.get("file", {}).get("delivered", 0))
+    disk = _read_back(directory, run["run_id"])
+    print(_summary(directory, run, statuses, seconds, disk, dropped))
     problems = []
     if not flushed:
         problems.append("flush() reported a handler failure or timed out")
-    if not report.complete:
-        problems.append(str(report))
     if dropped:
         problems.append(f"{dropped} records dropped: {stats}")
-    if not disk.total == handed == produced:
+    if disk.total != handed:
+        problems.append(f"{handed} records handed to the file handler, {disk.total} on disk")
+    if sum(statuses.values()) != requests:
+        problems.append(f"{requests} requests sent, {sum(statuses.values())} answered")
+    if not disk.kinds["profile"] == disk.request_logs == requests:
         problems.append(
-            f"{produced} records produced, {handed} handed to the file handler, "
-            f"{disk.total} on disk"
+            f"{requests} requests, {disk.kinds['profile']} call trees and "
+            f"{disk.request_logs} request logs on disk"
         )
     for problem in problems:
         print(f"pontem-async demo: FAILED: {problem}", file=sys.stderr)
@@ -258,17 +291,19 @@ def _positive(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``demo``'s arguments on its subparser."""
     parser.description = (
-        "Run a short asyncio workload on the embedded default (no server needed), then read "
-        "its JSONL back and summarise it; exits 0 only if every record reached the disk."
+        "Serve an instrumented aiohttp shop on 127.0.0.1, drive a burst of concurrent requests "
+        "at it, shut it down, then read its JSONL back and summarise it (requests and latency "
+        "by route, records per kind, the call tree); exits 0 only if every record reached the "
+        "disk. Needs no server besides itself."
     )
     parser.add_argument(
         "--dir",
         metavar="DIR",
-        help=f"where to write records.jsonl (default: ${settings.PONTEM_EMIT_DIR} or "
+        help=f"where to write records.jsonl and runs/ (default: ${settings.PONTEM_EMIT_DIR} or "
         f"{settings.DEFAULT_EMIT_DIR})",
     )
     parser.add_argument(
-        "--requests", type=_positive, default=200, metavar="N", help="simulated requests (200)"
+        "--requests", type=_positive, default=200, metavar="N", help="requests in the burst (200)"
     )
     parser.add_argument(
         "--quiet", action="store_true", help="do not echo warnings and errors on stderr"

@@ -96,6 +96,7 @@ class Lane:
         self.dropped: dict[str, int] = {}
         self.causes_seen: set[str] = set()
         self.warned: set[str] = set()
+        handler._drop_sink = self.count_drop  # drops a handler counts after emit returned
 
     # ------------------------------------------------------------------ producer side (any thread)
 
@@ -228,13 +229,17 @@ class Lane:
     def stats(self) -> dict[str, Any]:
         with self.lock:
             dropped = dict(self.dropped)
-        return {
+        out: dict[str, Any] = {
             "queued": self.queued(),
             "delivered": self.delivered,
             "filtered": self.filtered,
             "failed_batches": self.failed_batches,
             "dropped": dropped,
         }
+        own = self.handler.stats()
+        if own:
+            out["handler"] = own
+        return out
 
     # ------------------------------------------------------------------ consumer side (the loop)
 

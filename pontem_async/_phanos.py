@@ -17,8 +17,9 @@ then is anything changed. phanos' handler classes map to:
 - ``LoggerHandler``/``NamedLoggerHandler`` -> ours (``pontem_async._phanos_handlers``), which
   log phanos' lines;
 - ``ImpProfHandler``/``AsyncImpProfHandler`` (RabbitMQ) -> ``pontem_async.handlers.
-  RabbitMQHandler`` when this installation has it (``url`` built from host/port/user/password,
-  ``exchange_name``/``exchange_type``; connection tuning options are not carried over).
+  RabbitMQHandler`` (``url`` built from host/port/user/password, ``exchange_name``/
+  ``exchange_type``; connection tuning options are accepted and not carried over). The messages
+  are pontem-async's (JSONL call trees, one message per batch), not phanos' JSON arrays.
 
 Both ``phanos.publisher.X`` and ``phanos.handlers.X`` (the spelling phanos' README uses) are
 accepted; a pontem-async Handler class path works too. ``request_size_profile`` is phanos'
@@ -122,15 +123,6 @@ def _translate(ref: str, entry: Any) -> tuple[str, dict[str, Any]]:
                 f"{', '.join(_TARGETS)}{did_you_mean(cls_name, _TARGETS)}",
             )
         class_path, translate = target
-        if class_path.endswith("RabbitMQHandler"):
-            import pontem_async.handlers as handlers
-
-            if not hasattr(handlers, "RabbitMQHandler"):
-                raise ConfigError(
-                    f"{path}.class",
-                    f"{entry['class']!r} maps to pontem_async.handlers.RabbitMQHandler, which "
-                    f"this version of pontem-async does not have",
-                )
         options = translate(options, path)
     if class_path.endswith(("profiler.LoggerHandler", "profiler.NamedLoggerHandler")):
         options.setdefault("error_raised_label", None)  # filled in from the settings

@@ -122,26 +122,15 @@ class _Site:
         else:
             close_child(node, duration, err)
         try:
-            time_hist = st.time
-            if time_hist is not None:
-                series = (st.time_ok if error is None else st.time_err).get(node.name)
-                if series is None:
-                    series = st.time_series(node.name, error is not None)
-                series.observe(duration / 1e6)
+            if st.time is not None:
+                st.observe_time(node.name, error is not None, duration)
             if st.hooked:
                 st.after(root, result, args, kwargs)
             if not root:
                 return
-            size_hist = st.size
-            if size_hist is not None and error is None:
+            if st.size is not None and error is None:
                 st.observe_size(node.name, result)
-            # Reconfigured, or a profile metric removed behind the profiler's back? (private
-            # attributes of both: this runs once per root call)
-            if (
-                st.settings is not tel._profiler_settings
-                or (time_hist is not None and not time_hist._accepting)
-                or (size_hist is not None and not size_hist._accepting)
-            ):
+            if tel._generation != st.generation:  # reconfigured, started, metric removed
                 self.profiler._refresh()
         except Exception as exc:  # telemetry never breaks the application
             tel._internal_error("profiler", exc)

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import sys
 import time as _time
+from bisect import bisect_left as _bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pontem_async._calltree import close_unfinished, running_traces, tree_lock
-from pontem_async.records import ProfileRecord
+from pontem_async._metric_histogram import HistogramSeries
+from pontem_async.records import ProfileRecord, freeze_node
 
 if TYPE_CHECKING:
     from pontem_async._calltree import Node
@@ -66,6 +68,12 @@ _perf_ns = _time.perf_counter_ns
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
 _running = running_traces
 _pop_running = running_traces.pop
+
+TimeCell = tuple[Any, Any, Any]
+"""A method path's ``time_profiler`` series as the ends use it: ``(bounds, counts, series)``,
+the series' own bucket bounds and count list, so an observation is a bisect and two writes under
+the metric's lock, without ``observe``'s frame and checks (a duration is always a finite
+float). ``(None, None, series)`` for a series refused over a cap, whose ``observe`` counts."""
 
 BeforeHook = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], None]
 """phanos' ``before_func``/``before_root_func``: ``(func, args, kwargs)``."""
@@ -113,14 +121,18 @@ class State:
         "before_root_func",
         "enabled",
         "error_label",
+        "generation",
         "hooked",
+        "pipeline",
         "profiler",
+        "puts",
         "settings",
         "size",
         "size_series",
         "telemetry",
         "time",
         "time_err",
+        "time_lock",
         "time_ok",
     )
 
@@ -145,10 +157,18 @@ class State:
         self.after_root_func = hooks["after_root_func"]
         self.hooked = any(hooks.values())
         self.time = time
+        self.time_lock: Any = time._lock if time is not None else None
         self.size = size
-        self.time_ok: dict[str, Any] = {}  # method path -> bound histogram series
-        self.time_err: dict[str, Any] = {} if self.error_label else self.time_ok
+        self.time_ok: dict[str, TimeCell] = {}  # method path -> its time_profiler series
+        self.time_err: dict[str, TimeCell] = {} if self.error_label else self.time_ok
         self.size_series: dict[str, Any] = {}
+        # Where a root's record goes: straight to the lanes that take profile records, minus
+        # the pipeline's submit() frame; through telemetry._submit (which starts the pipeline,
+        # or counts records refused by a closed one) while ``pipeline`` is None or closed.
+        pipeline = telemetry._pipeline
+        self.pipeline = pipeline if pipeline.running else None
+        self.puts = pipeline._targets["profile"]
+        self.generation = telemetry._generation
 
     def _labels(self, path: str, failed: bool) -> dict[str, str]:
         if self.error_label:
@@ -161,10 +181,38 @@ class State:
             cache[path] = series
         return series
 
-    def time_series(self, path: str, failed: bool) -> Any:
-        """The ``time_profiler`` series of ``path`` (first call of a path: the slow path)."""
+    def time_cell(self, path: str, failed: bool) -> TimeCell:
+        """The ``time_profiler`` cell of ``path`` (first call of a path: the slow path)."""
         assert self.time is not None
-        return self._cached(self.time_err if failed else self.time_ok, self.time, path, failed)
+        series = self.time.labels(**self._labels(path, failed))
+        if type(series) is HistogramSeries:
+            cell: TimeCell = (series._bounds, series._counts, series)
+        else:  # a series the registry refused (over a cap): its observe() counts the drop
+            cell = (None, None, series)
+        cache = self.time_err if failed else self.time_ok
+        if len(cache) < self.telemetry.metrics.label_sets_limit:  # recursion makes new paths
+            cache[path] = cell
+        return cell
+
+    def observe_time(self, path: str, failed: bool, duration_ns: int) -> None:
+        """Count a call's duration in ``time_profiler`` (the ends inline this)."""
+        cell = (self.time_err if failed else self.time_ok).get(path)
+        if cell is None:
+            cell = self.time_cell(path, failed)
+        bounds, counts, series = cell
+        ms = duration_ns / 1e6
+        if bounds is None:
+            series.observe(ms)
+            return
+        index = _bisect_left(bounds, ms)
+        lock = self.time_lock
+        lock.acquire()
+        try:
+            counts[index] += 1
+            series._sum += ms
+        finally:
+            lock.release()
+
 
     def observe_size(self, path: str, value: Any) -> None:
         size = response_size(value)
@@ -180,7 +228,8 @@ class State:
 
         The wrappers call it instead of ``_Site.leave`` + ``finish_root``: same steps, same
         order (close and submit the tree, then the metrics), minus two frames and the error
-        and hook branches. Never raises, like ``leave``.
+        and hook branches; :meth:`submit` and :meth:`observe_time` are inlined. Never raises,
+        like ``leave``.
         """
         end = _perf_ns()
         duration = end - node.start_perf_ns
@@ -189,37 +238,44 @@ class State:
         node.duration_ns = duration
         tel = self.telemetry
         try:
-            tel._submit(
-                _new_record(
-                    ProfileRecord,
-                    (
-                        node.start_unix_nano,
-                        node.trace_id,
-                        node,
-                        tel.resource,
-                        close_unfinished(node, end) if still_open else 0,
-                    ),
-                )
-            )
+            unfinished = close_unfinished(node, end) if still_open else 0
+            if node.children:
+                frozen = freeze_node(node)
+            else:  # a leaf root (the common case): freeze_node's tuple, minus its frame
+                start = node.start_unix_nano
+                attributes = node.attributes or None
+                frozen = (node.name, node.span_id, None, start, duration, None, attributes, ())
+            fields = (node.start_unix_nano, node.trace_id, frozen, tel.resource, unfinished)
+            record = _new_record(ProfileRecord, fields)
+            pipeline = self.pipeline
+            if pipeline is None or pipeline._closed or tel._generation != self.generation:
+                tel._submit(record)  # not started, closed, or this state is stale
+            else:
+                for put in self.puts:
+                    put(record)
         except Exception as exc:  # a failing submit never reaches the user's call
             tel._internal_error("profile", exc)
         try:
-            time_hist = self.time
-            if time_hist is not None:
-                series = self.time_ok.get(node.name)
-                if series is None:
-                    series = self.time_series(node.name, False)
-                series.observe(duration / 1e6)
-            size_hist = self.size
-            if size_hist is not None:
+            if self.time is not None:
+                cell = self.time_ok.get(node.name)
+                if cell is None:
+                    cell = self.time_cell(node.name, False)
+                bounds, counts, series = cell
+                ms = duration / 1e6
+                if bounds is None:
+                    series.observe(ms)
+                else:
+                    index = _bisect_left(bounds, ms)
+                    lock = self.time_lock
+                    lock.acquire()
+                    try:
+                        counts[index] += 1
+                        series._sum += ms
+                    finally:
+                        lock.release()
+            if self.size is not None:
                 self.observe_size(node.name, result)
-            # Reconfigured, or a profile metric removed behind the profiler's back? (private
-            # attributes of both: this runs once per root call)
-            if (
-                self.settings is not tel._profiler_settings
-                or (time_hist is not None and not time_hist._accepting)
-                or (size_hist is not None and not size_hist._accepting)
-            ):
+            if tel._generation != self.generation:  # reconfigured, started, metric removed
                 self.profiler._refresh()
         except Exception as exc:  # telemetry never breaks the application
             tel._internal_error("profiler", exc)
@@ -234,12 +290,25 @@ class State:
             if count is not None:
                 node.duration_ns = duration
                 _running[trace_id] = count - 1
+        if self.time is None:
+            return
         try:
-            if self.time is not None:
-                series = self.time_ok.get(node.name)
-                if series is None:
-                    series = self.time_series(node.name, False)
-                series.observe(duration / 1e6)
+            cell = self.time_ok.get(node.name)
+            if cell is None:
+                cell = self.time_cell(node.name, False)
+            bounds, counts, series = cell
+            ms = duration / 1e6
+            if bounds is None:
+                series.observe(ms)
+                return
+            index = _bisect_left(bounds, ms)
+            lock = self.time_lock
+            lock.acquire()
+            try:
+                counts[index] += 1
+                series._sum += ms
+            finally:
+                lock.release()
         except Exception as exc:  # telemetry never breaks the application
             self.telemetry._internal_error("profiler", exc)
 

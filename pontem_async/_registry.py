@@ -87,6 +87,9 @@ class MetricsRegistry(PontemShortcuts):
         self._ledger = DropLedger()
         self.drop_source: Callable[[], Iterable[DropCount]] | None = None
         """Set by the owning Telemetry: the pipeline's drop counters, exported with ours."""
+        self.on_remove: Callable[[], None] | None = None
+        """Set by the owning Telemetry: called after a metric is removed, so a profiler that
+        holds one of its metrics recompiles its state."""
         self._reserve(DROPPED_RECORDS, "counter", "")
 
     def configure(self, *, name_limit: int, label_sets_limit: int) -> None:
@@ -224,7 +227,9 @@ class MetricsRegistry(PontemShortcuts):
                 self._owners.pop(sample, None)
             metric._accepting = False
             metric._refused_as = "removed"
-            return True
+        if self.on_remove is not None:
+            self.on_remove()
+        return True
 
     def clear(self) -> None:
         """Forget every metric and drop count, as :meth:`remove` does each (meant for tests)."""
@@ -238,6 +243,8 @@ class MetricsRegistry(PontemShortcuts):
             self._owners.clear()
             self._ledger.clear()
             self._reserve(DROPPED_RECORDS, "counter", "")
+        if self.on_remove is not None:
+            self.on_remove()
 
     # ------------------------------------------------------------------ drops
 

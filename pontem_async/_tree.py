@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, cast
 
 from pontem_async._jsonl_files import TailError, expand, read_records
+from pontem_async._progress import Progress
 from pontem_async._tree_export import collapsed_lines, speedscope_document
 from pontem_async._tree_model import SORT_KEYS, CallTree, InvalidProfile, TreeNode
 
@@ -42,48 +42,32 @@ _PLAIN = ("  ", "  ", "  ", "  ")
 
 
 class _Stderr:
-    """stderr shared by problem reports and the progress counter: a report first wipes the
-    counter's line, so messages never land after ``\\r123 records read``."""
+    """stderr shared by problem reports and the progress display (:mod:`pontem_async._progress`,
+    drawn on a TTY only): a report first wipes the progress line, so messages never land after
+    ``\\rpontem-async tree: 123 records read``."""
 
     def __init__(self, err: IO[str]) -> None:
         self.err = err
-        self.progress_shown = False
-        try:
-            self.tty = err.isatty()
-        except (ValueError, OSError):  # closed or detached
-            self.tty = False
+        self.bar = Progress(
+            unit="records read", label=_PROG, stream=err, interval=_PROGRESS_SECONDS
+        )
 
     def write(self, text: str) -> int:
-        self.clear()
+        self.bar.clear()
         return self.err.write(text)
 
     def flush(self) -> None:
         self.err.flush()
 
-    def progress(self, count: int) -> None:
-        self.err.write(f"\r{_PROG}: {count:,} records read")
-        self.err.flush()
-        self.progress_shown = True
-
-    def clear(self) -> None:
-        if self.progress_shown:
-            self.err.write("\r\x1b[K")
-            self.progress_shown = False
-
 
 def _records(args: argparse.Namespace, err: _Stderr) -> Iterator[dict[str, Any]]:
-    """Every record of every FILE, oldest first, with a records-read counter on a TTY stderr
-    (every ~0.5 s, so small inputs never show it)."""
-    count = 0
-    next_report = time.monotonic() + _PROGRESS_SECONDS
+    """Every record of every FILE, oldest first, counted on the progress display."""
+    advance = err.bar.advance
     for arg in args.files:
         for record in read_records(arg, cast("IO[str]", err), _PROG):
             yield record
-            count += 1
-            if err.tty and not count & 63 and time.monotonic() >= next_report:
-                err.progress(count)
-                next_report = time.monotonic() + _PROGRESS_SECONDS
-    err.clear()
+            advance()
+    err.bar.close()
 
 
 def _readable(args: argparse.Namespace, err: _Stderr) -> bool:

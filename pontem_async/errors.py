@@ -6,6 +6,8 @@ policy that asks for an exception::
 
     PontemError
      ├── ConfigError        invalid configuration value; the message starts with its key path
+     ├── ValidationError    invalid argument of a data call (``pa.metrics.series``,
+     │                      ``pa.log_config``); the message starts with the argument's name
      └── QueueFullError     a handler's queue is full and the overflow policy is ``raise``
 
 Records submitted after shutdown raise nothing: they are counted as dropped (reason ``closed``).
@@ -13,7 +15,7 @@ Records submitted after shutdown raise nothing: they are counted as dropped (rea
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PontemError", "QueueFullError"]
+__all__ = ["ConfigError", "PontemError", "QueueFullError", "ValidationError"]
 
 
 class PontemError(Exception):
@@ -27,6 +29,20 @@ class ConfigError(PontemError, ValueError):
         self.key_path = key_path
         self.reason = message
         super().__init__(f"{key_path}: {message}" if key_path else message)
+
+
+class ValidationError(PontemError, ValueError):
+    """An invalid argument of a data call, raised at the call site before anything is recorded.
+
+    ``argument`` names the argument (``values``, ``steps``, ``labels``...), ``reason`` says what
+    is wrong; the message is ``"<argument>: <reason>"``. A ValueError, so code that already
+    catches ValueError for bad metric values keeps working.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        self.reason = message
+        super().__init__(f"{argument}: {message}" if argument else message)
 
 
 class QueueFullError(PontemError):

@@ -50,6 +50,15 @@ OpenTelemetry's default millisecond bounds), ``set_gauge(name, value, *, unit=""
 with its keyword arguments' names as labels; later calls must use the same names. ``name`` and
 ``value`` are positional-only, so ``name=``/``value=`` are usable as label names.
 
+Numeric series (``_series``): ``series(name, values, *, steps=None, first_step=None,
+timestamps=None, timestamp=None, labels=None, scale="step", unit="")`` logs many points of one
+series per call — a list or a 1-D NumPy array, carried as columns to one ``series`` record —
+with steps continuing after the series' last step when omitted. ``get_last_step(name, labels)``
+returns that step, ``set_last_step(name, step, labels)`` seeds it when a job resumes, and
+``resume_steps(path)`` seeds every series from the JSONL a previous run wrote. Bad arguments
+raise :class:`~pontem_async.ValidationError` naming the argument (the rules are in
+``pontem_async._series_validate``). ``series_log(telemetry)`` gives another instance's.
+
 The module functions below are bound methods of the default registry (which never changes, see
 above): a wrapper function would cost a frame and a ``**labels`` repack on every update.
 """
@@ -63,6 +72,7 @@ from pontem_async._metric_histogram import Histogram, Summary
 from pontem_async._metric_states import Enum, Info
 from pontem_async._metric_types import Counter, Gauge
 from pontem_async._registry import MetricsRegistry
+from pontem_async._series import SeriesLog, series_log
 from pontem_async._timer import Timer
 from pontem_async.telemetry import get_default as _get_default
 
@@ -78,6 +88,7 @@ __all__ = [
     "Metric",
     "MetricsRegistry",
     "Series",
+    "SeriesLog",
     "Summary",
     "Timer",
     "count",
@@ -85,11 +96,16 @@ __all__ = [
     "enum",
     "exposition",
     "gauge",
+    "get_last_step",
     "histogram",
     "info",
     "record",
     "registry",
+    "resume_steps",
+    "series",
+    "series_log",
     "set_gauge",
+    "set_last_step",
     "summary",
     "timer",
 ]
@@ -125,3 +141,9 @@ count = _registry.count
 record = _registry.record
 set_gauge = _registry.set_gauge
 timer = _registry.timer
+
+_series_log: SeriesLog = series_log(_get_default())
+series = _series_log.series
+get_last_step = _series_log.get_last_step
+set_last_step = _series_log.set_last_step
+resume_steps = _series_log.resume_steps

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, cast
 __all__ = [
     "CallNode",
     "EventRecord",
+    "FrozenNode",
     "HistogramValue",
     "Level",
     "LogRecord",
@@ -38,6 +39,8 @@ __all__ = [
     "Resource",
     "SeriesRecord",
     "SummaryValue",
+    "freeze_node",
+    "thaw_node",
 ]
 
 Resource = Mapping[str, Any]
@@ -324,12 +327,54 @@ class CallNode:
         )
 
 
+FrozenNode = tuple[Any, ...]
+"""A finished call-tree node as the profiler submits it: a plain tuple ``(name, span_id,
+parent_span_id, start_unix_nano, duration_ns, error, attributes, children)``, ``children`` a
+tuple of frozen nodes, ``attributes`` None when empty. Plain tuples of strings, numbers and
+None are untracked by the cyclic GC at its first pass (a dict in one, even empty, prevents
+that: hence None for no attributes), so trees waiting in a queue add nothing to the full
+collections an application pays for (a tree of nodes is several tracked objects per call,
+promoted to the oldest generation while it waits; that made the GC the largest share of
+profiling a tree).
+``ProfileRecord.root`` turns it back into :class:`CallNode` objects."""
+
+
+def freeze_node(node: CallNode) -> FrozenNode:
+    """``node`` and its subtree as a :data:`FrozenNode`."""
+    children = node.children
+    return (
+        node.name,
+        node.span_id,
+        node.parent_span_id,
+        node.start_unix_nano,
+        node.duration_ns,
+        node.error,
+        node.attributes or None,  # any dict keeps a tuple tracked, even an empty one
+        tuple([freeze_node(child) for child in children]) if children else (),
+    )
+
+
+def thaw_node(frozen: FrozenNode) -> CallNode:
+    """The :class:`CallNode` tree of a :data:`FrozenNode` (new objects on every call)."""
+    name, span_id, parent_span_id, start, duration, error, attributes, children = frozen
+    node = CallNode(name, span_id, parent_span_id, start, 0, attributes or {})
+    node.duration_ns = duration
+    node.error = error
+    if children:
+        node.children = [thaw_node(child) for child in children]
+    return node
+
+
 class ProfileRecord(Record):
     """A finished root call and its whole call tree.
 
     Fields: ``timestamp`` (ns, the root's start), ``trace_id`` (32 lowercase hex), ``root``
     (:class:`CallNode`), ``resource``, ``unfinished`` (how many nodes were still running when
     the root ended and were closed as unfinished).
+
+    The profiler stores the tree as a :data:`FrozenNode` (see there why); ``root`` then builds
+    the :class:`CallNode` objects on each access, and ``frozen_root`` gives the tuples as they
+    are (what the encoders read). A record built with a :class:`CallNode` keeps it as given.
     """
 
     __slots__ = ()
@@ -339,7 +384,7 @@ class ProfileRecord(Record):
         cls,
         timestamp: int,
         trace_id: str,
-        root: CallNode,
+        root: CallNode | FrozenNode,
         resource: Resource | None = None,
         unfinished: int = 0,
     ) -> ProfileRecord:
@@ -351,7 +396,13 @@ class ProfileRecord(Record):
 
     @property
     def root(self) -> CallNode:
-        return cast(CallNode, self[2])
+        root = self[2]
+        return thaw_node(root) if root.__class__ is tuple else cast(CallNode, root)
+
+    @property
+    def frozen_root(self) -> FrozenNode:
+        root = self[2]
+        return root if root.__class__ is tuple else freeze_node(root)
 
     @property
     def resource(self) -> Resource | None:
@@ -412,7 +463,9 @@ class SeriesRecord(Record):
     Fields: ``timestamp`` (ns, when the call was made), ``name``, ``values`` (a list or a NumPy
     array, carried as given: no per-element Python work on the caller), ``steps`` (same length:
     a list, a NumPy array, or a ``range``), ``timestamps`` (None, or per-point ns since the Unix
-    epoch, same length), ``labels`` (str -> str), ``unit`` (UCUM, may be empty), ``resource``.
+    epoch, same length), ``labels`` (str -> str), ``unit`` (UCUM, may be empty), ``resource``,
+    ``scale`` (what the steps count: ``step``, ``epoch``, ``episode``...; last so that readers
+    by position of the first eight fields keep working).
     """
 
     __slots__ = ()
@@ -428,9 +481,10 @@ class SeriesRecord(Record):
         labels: Mapping[str, str] | None = None,
         unit: str = "",
         resource: Resource | None = None,
+        scale: str = "step",
     ) -> SeriesRecord:
         return tuple.__new__(
-            cls, (timestamp, name, values, steps, timestamps, labels or {}, unit, resource)
+            cls, (timestamp, name, values, steps, timestamps, labels or {}, unit, resource, scale)
         )
 
     @property
@@ -460,3 +514,8 @@ class SeriesRecord(Record):
     @property
     def resource(self) -> Resource | None:
         return cast("Resource | None", self[7])
+
+    @property
+    def scale(self) -> str:
+        """What the steps count (``step`` unless the caller said otherwise)."""
+        return cast(str, self[8])

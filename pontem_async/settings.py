@@ -19,6 +19,7 @@ __all__ = [
     "PONTEM_OTLP_ENDPOINT",
     "PONTEM_SERVICE_NAME",
     "PONTEM_SERVICE_VERSION",
+    "PONTEM_SITE_DIR",
     "UNSET",
     "resolve",
 ]
@@ -37,10 +38,14 @@ PONTEM_SERVICE_NAME = "PONTEM_SERVICE_NAME"
 """Service name (the ``service.name`` resource attribute)."""
 PONTEM_SERVICE_VERSION = "PONTEM_SERVICE_VERSION"
 """Service version (the ``service.version`` resource attribute)."""
+PONTEM_SITE_DIR = "PONTEM_SITE_DIR"
+"""Directory of the runs started by ``pa.start_run`` (``<site_dir>/<run_id>/telemetry.ndjson``;
+default ``./telemetry/runs``)."""
 
 DEFAULT_EMIT_DIR = "./telemetry"
 DEFAULT_EMIT_TARGET = "file"
 DEFAULT_CONFIG_DIR = "/var/lib/pontem/config"
+DEFAULT_SITE_DIR = "./telemetry/runs"
 
 
 class _Unset:

@@ -33,6 +33,7 @@ from pontem_async.records import Record
 if TYPE_CHECKING:
     # not at run time: _config_schema imports this module
     from pontem_async._config_schema import MetricsSettings, ProfilerSettings
+    from pontem_async.events import EventStore
 
 __all__ = ["Telemetry", "default_handlers", "get_default", "get_logger", "init"]
 
@@ -65,7 +66,9 @@ def default_handlers(
         emit_dir, settings.PONTEM_EMIT_DIR, settings.UNSET, settings.DEFAULT_EMIT_DIR
     )
     return [
-        StreamHandler(stream=sys.stderr, format="console", level="warn", name="console"),
+        StreamHandler(
+            stream=sys.stderr, format="console", level="warn", name="console", kinds=["log"]
+        ),
         RotatingFileHandler(os.path.join(os.fspath(directory), "records.jsonl"), name="file"),
     ]
 
@@ -73,7 +76,11 @@ def default_handlers(
 def _last_resort() -> list[Handler]:
     from pontem_async.handlers.stream import StreamHandler
 
-    return [StreamHandler(stream=sys.stderr, format="console", level="warn", name="last_resort")]
+    return [
+        StreamHandler(
+            stream=sys.stderr, format="console", level="warn", name="last_resort", kinds=["log"]
+        )
+    ]
 
 
 class Telemetry:
@@ -118,9 +125,15 @@ class Telemetry:
         self._lock = threading.RLock()
         self._internal_errors: dict[str, int] = {}
         self._loggers: dict[str, Logger] = {}
+        self._generation = 0
+        """Bumped whenever something a compiled profiler state holds may have changed (a new
+        pipeline, a started one, new settings, a removed metric): the profiler compares it
+        once per root call instead of checking each thing."""
         self.metrics = MetricsRegistry()
         self.metrics.drop_source = self._pipeline_drops
+        self.metrics.on_remove = self._changed
         self._exporter: MetricExporter | None = None
+        self._events: EventStore | None = None
         self._setup(
             service_name,
             service_version,
@@ -176,12 +189,15 @@ class Telemetry:
                 )
         self.service_name: str = name
         self.resource: Mapping[str, Any] = res
+        if self._events is not None:  # an active run stays stamped on the new resource
+            self._events.restamp()
         self.install_signal_handlers = install_signal_handlers
         self.stdlib_logging = stdlib_logging
         self._pipeline = Pipeline(chosen, options)
         self._pipeline_created_ns = time.time_ns()
         self._min_log_severity: int = self._pipeline.min_log_severity
         self._submit = self._start_then_submit
+        self._generation += 1
         self._metrics_settings = metrics_settings
         self._profiler_settings = profiler_settings
         if metrics_settings is None:  # MetricsSettings() (its defaults are the registry's)
@@ -211,6 +227,17 @@ class Telemetry:
 
             self._profiler_settings = ProfilerSettings()
         return self._profiler_settings
+
+    @property
+    def events(self) -> EventStore:
+        """Events, their current view and the active run (``pa.event``, ``pa.start_run``...)."""
+        if self._events is None:
+            with self._lock:
+                if self._events is None:
+                    from pontem_async.events import EventStore
+
+                    self._events = EventStore(self)
+        return self._events
 
     @property
     def handlers(self) -> tuple[Handler, ...]:
@@ -288,6 +315,7 @@ class Telemetry:
             pipeline = self._pipeline
             pipeline.start()
             self._submit = pipeline.submit
+            self._generation += 1
             if self._exporter is None and pipeline.running:
                 self._exporter = MetricExporter(
                     self.metrics,
@@ -305,6 +333,9 @@ class Telemetry:
         return self
 
     # ------------------------------------------------------------------ records
+
+    def _changed(self) -> None:
+        self._generation += 1
 
     def _start_then_submit(self, record: Record) -> None:
         self.start()

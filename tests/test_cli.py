@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -420,37 +421,50 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def expected_demo_logs(requests: int) -> int:
-    # start + finish, two per request, the worker's start + rows + finish
-    return 2 + 2 * requests + _demo.WORKER_ROWS + 2
+def demo_lines(directory: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (directory / "records.jsonl").read_bytes().splitlines()]
 
 
-def test_demo_writes_every_record_and_summarises_it(tmp_path: Path) -> None:
+def test_demo_serves_a_burst_and_writes_every_record_and_summarises_it(tmp_path: Path) -> None:
     directory = tmp_path / "out"
     proc = run_demo("--dir", str(directory))
     assert proc.returncode == 0, proc.stderr
-    expected = expected_demo_logs(200)
-    lines = [orjson.loads(line) for line in (directory / "records.jsonl").read_bytes().splitlines()]
-    assert [line["kind"] for line in lines] == ["log"] * expected
+    lines = demo_lines(directory)
+    assert {line["kind"] for line in lines} == {"log", "metric", "profile", "event"}
     assert {line["resource"]["service.name"] for line in lines} == {"pontem-demo"}
-    assert f"telemetry files in {directory}: records.jsonl\n" in proc.stdout
-    assert f"records of this run on disk: {expected} of {expected} produced\n" in proc.stdout
-    assert re.search(r"dropped: +0\n", proc.stdout)
+    assert {line["resource"]["pontem.run_id"] for line in lines} == {"001"}
+    profiles = [line for line in lines if line["kind"] == "profile"]
+    assert len(profiles) == 200  # one call tree per request
+    assert len({p["root"]["attributes"]["request_id"] for p in profiles}) == 200
+    request_logs = [line for line in lines if line.get("body") in _demo.REQUEST_LOGS]
+    assert len(request_logs) == 200
+    assert f"telemetry files in {directory}: records.jsonl, runs\n" in proc.stdout
+    run_file = directory / "runs" / "001" / "telemetry.ndjson"
+    assert f"run 001: events in {run_file}\n" in proc.stdout
+    assert [orjson.loads(x)["type"] for x in run_file.read_bytes().splitlines()] == ["demo"]
+    assert re.search(r"route +requests +p50 +p95\n", proc.stdout)
+    for route in ("/cart", "/checkout", "/search", "/users/{id}"):
+        assert re.search(rf"\n  {re.escape(route)} +\d+ +[\d.]+ +[\d.]+\n", proc.stdout)
+    assert re.search(r"\n  profile +200\n", proc.stdout)
+    assert re.search(r"\n  dropped +0\n", proc.stdout)
+    assert "http:GET /checkout" in proc.stdout  # the call tree
     assert f"pontem-async tail {directory}\n" in proc.stdout
     fingerprints = {
-        line["attributes"]["exception.type"]: line["attributes"]["exception.fingerprint"]
+        line["attributes"]["exception.type"]
         for line in lines
-        if "exception.fingerprint" in line["attributes"]
+        if "exception.fingerprint" in line.get("attributes", {})
     }
-    assert set(fingerprints) == {"pontem_async._demo.UserNotFoundError", "TimeoutError"}
+    assert fingerprints == {"TimeoutError"}
     assert "request failed" in proc.stderr  # the console echo of errors
+    assert "Traceback" not in proc.stderr  # logged once, by the middleware, not by aiohttp
 
 
 def test_demo_quiet_counts_only_its_own_run_in_a_reused_directory(tmp_path: Path) -> None:
     first = run_demo("--dir", str(tmp_path), "--quiet", "--requests", "30")
     second = run_demo("--dir", str(tmp_path), "--quiet", "--requests", "10")
     assert (first.returncode, first.stderr, second.returncode, second.stderr) == (0, "", 0, "")
-    expected = expected_demo_logs(10)
-    assert f"records of this run on disk: {expected} of {expected} produced\n" in second.stdout
-    lines = (tmp_path / "records.jsonl").read_bytes().splitlines()
-    assert len(lines) == expected_demo_logs(30) + expected_demo_logs(10)
+    assert "run 002: events in" in second.stdout
+    assert re.search(r"\n  profile +10\n", second.stdout)
+    runs = Counter(line["resource"]["pontem.run_id"] for line in demo_lines(tmp_path))
+    assert sorted(runs) == ["001", "002"]
+    assert re.search(rf"\n  total +{runs['002']}\n", second.stdout)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -71,3 +75,56 @@ def test_from_config(tmp_path: Path, config: str) -> None:
     }
     assert "payment slow" in result.stderr
     assert "cart priced" not in result.stderr
+
+
+def test_phanos_migrated(tmp_path: Path) -> None:
+    result = _run(tmp_path, str(EXAMPLES / "phanos_migrated.py"))
+    assert result.returncode == 0, result.stderr
+    profiles = [line for line in result.stdout.splitlines() if " PROFILE " in line]
+    assert len(profiles) == 4  # phanos' stdout StreamHandler: one line per root call
+    assert all('root={"name":"Billing:charge"' in line for line in profiles)
+    assert sum('"type":"ConnectionError"' in line for line in profiles) == 1
+    assert result.stdout.endswith("roots started: 4\n")  # the before_root_func hook ran
+    assert "invoice 3 not sent" in result.stderr
+
+
+def test_aiohttp_service_serves_until_interrupted(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PONTEM_")}
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "aiohttp_service.py"), "--port", "0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.match(r"serving on (http://127\.0\.0\.1:\d+) ", first)
+        assert match, first + (server.stderr.read() if server.poll() is not None else "")
+        base = match[1]
+        statuses = [_get(f"{base}/orders/{n}", {"X-Request-ID": f"r-{n}"}) for n in (7, 10, 0)]
+        assert statuses == [(200, "r-7"), (500, None), (404, "r-0")]
+        assert _get(f"{base}/metrics")[0] == 200
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert out == "stopped\n"
+    records = _records(tmp_path)
+    trees = [r for r in records if r["kind"] == "profile"]
+    assert sorted(t["root"]["attributes"]["request_id"] for t in trees) == ["r-0", "r-10", "r-7"]
+    served = [r for r in records if r.get("body") == "order served"]
+    assert [r["attributes"]["request_id"] for r in served] == ["r-7"]  # type: ignore[index]
+    failed = [r for r in records if r.get("body") == "request failed"]
+    assert [r["attributes"]["exception.type"] for r in failed] == ["LookupError"]  # type: ignore[index]
+    assert "request failed" in err  # echoed on stderr by the embedded default
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str | None]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers.get("X-Request-ID")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("X-Request-ID")

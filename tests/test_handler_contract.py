@@ -41,9 +41,10 @@ import gzip
 import io
 import json
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +52,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pontem_async import Telemetry
-from pontem_async.handlers import Handler, RotatingFileHandler, StreamHandler
+from pontem_async.handlers import ALL_KINDS, Handler, RotatingFileHandler, StreamHandler
 from pontem_async.records import LogRecord, Record
 from pontem_async.testing import MemoryHandler
 
@@ -139,11 +140,80 @@ def build_memory(directory: Path, wrap: Wrap, options: dict[str, Any]) -> Built:
     )
 
 
+def build_sql(directory: Path, wrap: Wrap, options: dict[str, Any]) -> Built:
+    from pontem_async.handlers import SQLHandler
+
+    path = directory / "incidents.db"
+    # every level and kind, like the other cases (SQLHandler defaults to error logs only; it
+    # skips records of other kinds, as the table holds logs)
+    defaults = {"level": "trace", "kinds": sorted(ALL_KINDS)}
+    handler = wrap(SQLHandler)(f"sqlite+aiosqlite:///{path}", **{**defaults, **options})
+
+    def read_back() -> list[str]:
+        if not path.exists():
+            return []
+        with closing(sqlite3.connect(path)) as db:
+            return [row[0] for row in db.execute("SELECT message FROM error_logs ORDER BY id")]
+
+    return Built(handler, read_back=read_back, released=lambda: handler._engine is None)
+
+
+def build_rabbitmq(directory: Path, wrap: Wrap, options: dict[str, Any]) -> Built:
+    from amqp_helpers import ThreadedQueue, broker_url, unique
+
+    from pontem_async.handlers import RabbitMQHandler
+
+    url, exchange = broker_url(), unique("contract")  # a queue bound before anything is sent
+    handler = wrap(RabbitMQHandler)(url, exchange, publish_timeout=5.0, **options)
+    queue = ThreadedQueue(url, exchange, owner=handler)
+    return Built(
+        handler, read_back=queue.read_back, released=lambda: handler._connection is None
+    )
+
+
+_otlp_collector: list[Any] = []  # one collector thread for every OTLP case, closed at exit
+
+
+def build_otlp(directory: Path, wrap: Wrap, options: dict[str, Any]) -> Built:
+    import atexit
+    import uuid
+
+    from otlp_receiver import Collector
+
+    from pontem_async.handlers import OTLPHandler
+
+    if not _otlp_collector:
+        _otlp_collector.append(Collector())
+        atexit.register(_otlp_collector[0].close)
+    collector = _otlp_collector[0]
+    prefix = f"/{uuid.uuid4().hex}"  # this handler's own corner of the shared collector
+    sessions: list[Any] = []
+
+    class Tracked(wrap(OTLPHandler)):  # type: ignore[misc]
+        async def open(self) -> None:
+            await super().open()
+            sessions.append(self._delivery.session)
+
+    handler = Tracked(collector.url + prefix, timeout=5.0, **options)
+
+    def read_back() -> list[str]:
+        assert collector.invalid == []  # every body was strictly valid OTLP
+        return collector.log_bodies(prefix)
+
+    return Built(
+        handler,
+        read_back=read_back,
+        released=lambda: handler._delivery is None and all(s.closed for s in sessions),
+    )
+
 CASES: list[Case] = [
     Case("stream-json", build_stream_json),
     Case("stream-console", build_stream_console),
     Case("rotating-file", build_file),
     Case("memory", build_memory),
+    Case("sql-sqlite", build_sql),
+    Case("rabbitmq", build_rabbitmq),  # the real broker: skips without it, like `broker` tests
+    Case("otlp", build_otlp),  # a real aiohttp collector on 127.0.0.1 (tests/otlp_receiver.py)
 ]
 
 

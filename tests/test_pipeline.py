@@ -407,6 +407,10 @@ def test_sync_program_uses_a_private_loop_thread() -> None:
     tel = make([memory], flush_interval=0.01)
     tel.start()
     assert tel._pipeline.owns_loop
+    thread = tel._pipeline._thread
+    assert thread is not None
+    assert thread.name == "pontem-async-pipeline"
+    assert thread.is_alive()
     for i in range(500):
         tel.logger.info("x", i=i)
     assert tel.flush_sync(5)
@@ -414,7 +418,7 @@ def test_sync_program_uses_a_private_loop_thread() -> None:
     report = tel.shutdown_sync(5)
     assert report.complete
     assert memory.closed == 1
-    assert not any(t.name == "pontem-async-pipeline" for t in threading.enumerate())
+    assert not thread.is_alive()  # other tests' instances may still run theirs
 
 
 @pytest.mark.asyncio

@@ -26,6 +26,7 @@ from pontem_async.encoding.jsonl import encode_line
 from pontem_async.handlers.base import ALL_KINDS
 from pontem_async.records import (
     CallNode,
+    EventRecord,
     HistogramValue,
     LogRecord,
     MetricPoint,
@@ -41,6 +42,8 @@ LOG_SCHEMA = json.loads(SCHEMAS.joinpath("log.json").read_text("utf-8"))
 LOG = Draft202012Validator(LOG_SCHEMA)
 METRIC = Draft202012Validator(json.loads(SCHEMAS.joinpath("metric.json").read_text("utf-8")))
 PROFILE = Draft202012Validator(json.loads(SCHEMAS.joinpath("profile.json").read_text("utf-8")))
+EVENT = Draft202012Validator(json.loads(SCHEMAS.joinpath("event.json").read_text("utf-8")))
+SERIES = Draft202012Validator(json.loads(SCHEMAS.joinpath("series.json").read_text("utf-8")))
 EMBEDDED = re.compile(
     r"<!-- schema:(?P<kind>\w+):begin -->\s*```json\n(?P<body>.*?)\n```\s*"
     r"<!-- schema:(?P=kind):end -->",
@@ -78,7 +81,7 @@ def assert_valid_log_line(line: dict[str, Any]) -> None:
 
 def test_the_package_schemas_are_valid_draft_2020_12_schemas() -> None:
     names = sorted(p.name for p in SCHEMAS.iterdir() if p.name.endswith(".json"))
-    assert {"log.json", "metric.json", "profile.json"} <= set(names)
+    assert {"log.json", "metric.json", "profile.json", "series.json"} <= set(names)
     for name in names:
         Draft202012Validator.check_schema(json.loads(SCHEMAS.joinpath(name).read_text("utf-8")))
 
@@ -114,6 +117,16 @@ def test_schema_md_example_metric_and_profile_lines_are_valid() -> None:
     for example in metrics:
         assert_valid_metric_line(parse_line(example.encode() + b"\n"))
     assert_valid_profile_line(parse_line(profiles[0].encode() + b"\n"))
+
+
+def test_schema_md_example_series_line_is_valid() -> None:
+    """(Series lines from real records are validated in tests/test_series.py.)"""
+    text = SCHEMA_MD.read_text("utf-8")
+    examples = re.findall(r"```json\n(\{\"kind\":\"series\".*?)\n```", text)
+    assert len(examples) == 1
+    line = parse_line(examples[0].encode() + b"\n")
+    SERIES.validate(line)
+    assert len(line["values"]) == len(line["steps"])
 
 
 # ---------------------------------------------------------------------------- examples
@@ -778,3 +791,50 @@ def test_a_call_tree_deeper_than_json_allows_is_written_truncated_not_lost() -> 
         current, depth = current["children"][0], depth + 1
     assert depth == MAX_TREE_DEPTH
     assert current["attributes"] == {"truncated_descendants": 399 - MAX_TREE_DEPTH}
+
+
+# ---------------------------------------------------------------------------- event lines
+
+
+def test_schema_md_example_event_line_is_valid() -> None:
+    examples = re.findall(r"```json\n(\{\"kind\":\"event\".*?)\n```", SCHEMA_MD.read_text("utf-8"))
+    assert len(examples) == 1
+    EVENT.validate(parse_line(examples[0].encode() + b"\n"))
+
+
+@PROPERTY
+@given(
+    timestamp=st.integers(0, 4_102_444_800_000_000_000),
+    type_=st.text(min_size=1, max_size=20),
+    data=attribute_dicts,
+    meta=st.none() | attribute_dicts,
+    run_id=st.none() | st.text(min_size=1, max_size=10),
+    resource=st.none() | st.dictionaries(st.text(max_size=10), st.text(max_size=10)),
+)
+def test_every_encoded_event_line_is_valid_and_keeps_its_values(
+    timestamp: int,
+    type_: str,
+    data: dict[str, Any],
+    meta: dict[str, Any] | None,
+    run_id: str | None,
+    resource: dict[str, str] | None,
+) -> None:
+    line = parse_line(encode_line(EventRecord(timestamp, type_, data, meta, run_id, resource)))
+    EVENT.validate(line)
+    assert line["timestamp"] == timestamp / 1e9
+    assert (line["timeUnixNano"], line["type"]) == (timestamp, expected(type_))
+    assert line["data"] == expected(data)
+    assert line["meta"] == expected(meta or {})
+    assert line["runId"] == (None if run_id is None else expected(run_id))
+    assert line["resource"] == expected(resource or {})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"type": ""}, {"data": []}, {"runId": ""}, {"meta": None}, {"seq": 1}, {"kind": "log"}],
+)
+def test_the_event_schema_rejects_malformed_lines(change: dict[str, Any]) -> None:
+    good = parse_line(encode_line(EventRecord(1_000_000_000, "t", {"a": 1}, None, "001", {})))
+    EVENT.validate(good)
+    with pytest.raises(ValidationError):
+        EVENT.validate({**good, **change})

@@ -90,7 +90,8 @@ def _value(value: Any) -> str:
         text = _one_line(value)
         return f'"{text}"' if (" " in text or "=" in text or not text) else text
     try:
-        return orjson.dumps(sanitize(value), default=str).decode().translate(_JSON_ESCAPES)
+        encoded = orjson.dumps(sanitize(value), default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+        return encoded.decode().translate(_JSON_ESCAPES)
     except (TypeError, orjson.JSONEncodeError):
         return _one_line(str(value))
 

@@ -23,6 +23,8 @@ import orjson
 
 from pontem_async.records import (
     CallNode,
+    EventRecord,
+    FrozenNode,
     HistogramValue,
     LogRecord,
     MetricPoint,
@@ -36,6 +38,7 @@ from pontem_async.records import (
 __all__ = [
     "encode_batch",
     "encode_line",
+    "frozen_to_dict",
     "node_to_dict",
     "record_to_dict",
     "register_kind",
@@ -229,6 +232,32 @@ def node_to_dict(node: CallNode, depth: int = 0) -> dict[str, Any]:
     }
 
 
+def frozen_to_dict(frozen: FrozenNode, depth: int = 0) -> dict[str, Any]:
+    """:func:`node_to_dict` of a frozen node (how the profiler submits trees)."""
+    name, span_id, parent_span_id, start, duration, error, attributes, children = frozen
+    attributes = sanitize(attributes) if attributes else {}
+    if depth >= MAX_TREE_DEPTH and children:
+        descendants = 0
+        stack = list(children)
+        while stack:
+            descendants += 1
+            stack.extend(stack.pop()[7])
+        attributes = {**attributes, "truncated_descendants": descendants}
+        nested: list[dict[str, Any]] = []
+    else:
+        nested = [frozen_to_dict(child, depth + 1) for child in children]
+    return {
+        "name": name,
+        "span_id": span_id,
+        "parent_span_id": parent_span_id,
+        "start_unix_nano": start,
+        "duration_ns": duration,
+        "error": error,
+        "attributes": attributes,
+        "children": nested,
+    }
+
+
 def _profile_to_dict(record: ProfileRecord) -> dict[str, Any]:
     ts, trace_id, root, resource, unfinished = record
     return {
@@ -236,7 +265,7 @@ def _profile_to_dict(record: ProfileRecord) -> dict[str, Any]:
         "timestamp": ts / 1e9,
         "timeUnixNano": ts,
         "traceId": trace_id,
-        "root": node_to_dict(root),
+        "root": frozen_to_dict(root) if root.__class__ is tuple else node_to_dict(root),
         "unfinished": unfinished,
         "resource": resource if resource is not None else {},
     }
@@ -244,6 +273,23 @@ def _profile_to_dict(record: ProfileRecord) -> dict[str, Any]:
 
 register_kind("metric", _metric_to_dict)
 register_kind("profile", _profile_to_dict)
+
+
+def _event_to_dict(record: EventRecord) -> dict[str, Any]:
+    ts, type_, data, meta, run_id, resource = record
+    return {
+        "kind": "event",
+        "timestamp": ts / 1e9,
+        "timeUnixNano": ts,
+        "type": type_,
+        "data": sanitize(data) if data else {},
+        "meta": sanitize(meta) if meta else {},
+        "runId": run_id,
+        "resource": resource if resource is not None else {},
+    }
+
+
+register_kind("event", _event_to_dict)
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:

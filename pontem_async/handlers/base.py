@@ -111,6 +111,24 @@ class Handler(abc.ABC):
     ) -> None:
         await self.close()
 
+    def stats(self) -> dict[str, Any]:
+        """The handler's own counters (a retry buffer's depth, messages re-sent, ...), shown as
+        ``telemetry.stats()[name]["handler"]`` when not empty. May be called from any thread:
+        return a fresh dict of plain values. Empty by default."""
+        return {}
+
+    def count_dropped(self, reason: str, n: int) -> None:
+        """Count ``n`` records lost *after* ``emit`` returned (a retry buffer overflowing while
+        the destination is down, ...): they show in ``telemetry.stats()[name]["dropped"]`` and
+        in ``pontem.dropped_records`` like the pipeline's own drops. The pipeline connects this
+        when it takes the handler; before that (a handler driven directly) it does nothing."""
+        sink = self._drop_sink
+        if sink is not None and n > 0:
+            sink(reason, n)
+
+    _drop_sink: Callable[[str, int], None] | None = None
+    """Set by the pipeline: where :meth:`count_dropped` goes."""
+
     def describe(self) -> dict[str, Any]:
         """Settings safe to show (no credentials); used by reprs and ``check-config``."""
         return {"name": self.name, "kinds": sorted(self.kinds), "level": self.level.name.lower()}
