@@ -51,6 +51,19 @@ def _resolve_waiter(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def _cancel_requested() -> bool:
+    """Whether this task was asked to cancel and the request got lost on the way.
+
+    CPython before 3.12 loses a cancellation in ``asyncio.wait_for`` when the awaited call
+    finishes in the same loop iteration (gh-86296): ``wait_for`` returns its result and the
+    task goes on, with ``cancelling()`` still counting the request. A consumer that then went
+    back to sleep would wait forever, and ``asyncio.run``'s teardown with it.
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # 3.11+
+    return cancelling is not None and cancelling() > 0
+
+
 class Lane:
     """The queue and consumer of one handler. Created by the pipeline, not by users."""
 
@@ -253,6 +266,8 @@ class Lane:
         try:
             await self._open()
             while True:
+                if _cancel_requested():
+                    raise asyncio.CancelledError
                 if not self.buf:
                     if self.closing:
                         break

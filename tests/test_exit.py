@@ -117,3 +117,52 @@ def test_sigterm_handler_of_the_application_is_left_alone(tmp_path: Path) -> Non
     assert proc.returncode == 3, err
     assert "app handler" in out
     assert _ids_on_disk(path) == [0]  # sys.exit ran atexit, which delivered the record
+
+
+LOST_CANCEL_SCRIPT = """
+import asyncio
+
+import pontem_async as pa
+
+pa.profiler.dict_config({
+    "job": "billing",
+    "handle_records": True,
+    "handlers": {"stdout": {
+        "class": "phanos.handlers.StreamHandler", "handler_name": "stdout",
+        "output": "ext://sys.stdout",
+    }},
+})
+
+
+@pa.profile
+async def child():
+    await asyncio.sleep(0.001)
+
+
+@pa.profile
+async def root():
+    await child()
+
+
+async def main():
+    await asyncio.gather(*(root() for _ in range(4)))
+
+
+asyncio.run(main())
+"""
+
+
+def test_asyncio_run_returns_when_its_teardown_cancellation_gets_lost(tmp_path: Path) -> None:
+    """phanos' setup at import, roots in gather tasks: the consumers' cancellation at
+    ``asyncio.run`` teardown can get lost in CPython 3.11's ``wait_for`` (an emit finishing in
+    the same iteration); the consumer must notice, deliver, and end, not sleep forever."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOST_CANCEL_SCRIPT],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("PROFILE") == 4
