@@ -9,24 +9,27 @@ The current node lives in a ``ContextVar``, so the tree follows the application'
   their calls attach to the node that spawned them; a plain thread starts empty and makes roots;
 - two concurrent roots never share anything: each task sees only its own node.
 
-When the root returns (or raises), the tree is closed and submitted as one
-:class:`~pontem_async.records.ProfileRecord`, frozen into plain tuples
-(:func:`~pontem_async.records.freeze_node`: the GC stops tracking those, see there). A child
-still running then (a task nobody awaited, a thread still working) is closed as *unfinished*:
-its duration runs to the root's end and its attributes get ``unfinished: True``. From then on
-the tree is frozen: the late child's own end, and any call it makes, never touch the submitted
-record (those calls still feed the metrics).
+When the root returns (or raises), the tree is frozen into plain tuples
+(:func:`freeze_tree`: the GC stops tracking those, see :func:`~pontem_async.records.freeze_node`)
+and submitted as one :class:`~pontem_async.records.ProfileRecord`. A child still running then
+(a task nobody awaited, a thread still working) is frozen as *unfinished*: its duration runs to
+the root's end and its attributes get ``unfinished: True``. The record is a copy, so from then
+on nothing touches it: the late child's own end, and any call it makes, only change the live
+nodes (and still feed the metrics).
 
-Thread safety: children can be appended and closed from other threads while the root closes. One
-module lock orders those three operations (child start, child end, root end), so "append to a
-tree that was already submitted" and "finish a node that was already closed as unfinished"
-cannot happen. It is held for a dict lookup and a few writes, never around user code or I/O.
+Thread safety without a lock on the common path: children can be appended and closed from
+other threads while the root freezes its tree. A list append is atomic and the freeze reads
+each node once, so a concurrent child is either in the copy (finished, or unfinished) or not at
+all. A child writes its ``error`` before its ``duration_ns``, and the freeze reads them in the
+other order, so a finished node in the copy always has its error. The one step that needs the
+lock is a parent's *first* child, which swaps the shared empty list for a list of its own (two
+threads must not both make one); it is held for that swap only, never around user code or I/O.
 
 Memory: a node references its children only; nothing references back (no parent pointer), so a
 tree is freed by reference counting as soon as the handlers are done with its record, without
 waiting for the cyclic GC; and a call allocates as few collected objects as it can (its node, a
 children list only once it has a child, and for a root the record): the collector's work grows
-with them.
+with them; no table grows with the number of roots.
 """
 
 from __future__ import annotations
@@ -41,24 +44,25 @@ from typing import TYPE_CHECKING, Any
 
 from pontem_async.encoding.jsonl import safe_str
 from pontem_async.fingerprint import exception_fingerprint, exception_type_name
-from pontem_async.records import CallNode, ProfileRecord, freeze_node
+from pontem_async.records import CallNode, FrozenNode, ProfileRecord
 
 if TYPE_CHECKING:
     from pontem_async.telemetry import Telemetry
 
 __all__ = [
+    "ENDED_TREE",
+    "NO_CHILDREN",
     "Node",
     "close_child",
-    "close_unfinished",
     "current_node",
     "current_span_ids",
     "current_var",
     "error_info",
     "finish_root",
+    "freeze_tree",
     "open_child",
     "open_root",
     "owner_name",
-    "running_traces",
     "tree_lock",
 ]
 
@@ -70,10 +74,7 @@ current_node = _current.get
 
 _lock = threading.Lock()
 tree_lock = _lock
-"""For the profiler state's fast ends (``State.end_root``/``end_child``), which do what
-``finish_root``/``close_child`` do under the same lock."""
-_acquire = _lock.acquire
-_release = _lock.release
+"""Held while a parent gets its first child (the swap of the shared empty list)."""
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
 _new_node = object.__new__
 _time_ns = time.time_ns
@@ -107,16 +108,6 @@ def _new_span_id() -> str:
     return _pop_span_id()
 
 
-_running: dict[str, int] = {}
-running_traces = _running
-"""For every root still running: trace id -> children started and not closed yet. A trace id
-missing from it belongs to a finished root (its tree was submitted). Kept here rather than in a
-per-tree object shared by the nodes: that would be one more garbage-collected object per call,
-and the collector's work grows with them. Read and written under the lock (a root's own insert
-excepted: nobody else knows its id yet). A root whose children all finished (the common case)
-closes without walking its tree."""
-
-
 class _NoChildren(list):  # type: ignore[type-arg]
     """The ``children`` of every node without any yet: one shared, empty, read-only list. Most
     nodes are leaves: no list of their own to make (caller) and free (consumer). The first
@@ -136,15 +127,20 @@ NO_CHILDREN: list[CallNode] = _NoChildren()
 
 
 class Node(CallNode):
-    """A :class:`CallNode` that knows its trace: the id, and the clock ``anchor``.
+    """A :class:`CallNode` that knows its trace: the id, the clock ``anchor`` and the root.
 
     ``anchor`` is ``time_ns() - perf_counter_ns()``, read once at the root: a child's wall
     start is one addition, consistent with the monotonic durations of the same tree.
+    ``root`` is None on a root, its root on any other node: a child started once the root has
+    a duration (its tree is frozen) is not appended to the live tree, so calls made from a
+    task that outlives its root never make a finished tree grow. (A root and its children
+    form a reference cycle while the root runs; the freeze points them to :data:`ENDED_TREE`
+    instead, so the nodes are freed by reference counting alone.)
     ``__init__`` sets every slot itself instead of calling ``CallNode.__init__``: one Python
     frame less on every profiled call (a test checks that no slot is left unset).
     """
 
-    __slots__ = ("anchor", "trace_id")
+    __slots__ = ("anchor", "root", "trace_id")
 
     def __init__(
         self,
@@ -155,8 +151,10 @@ class Node(CallNode):
         trace_id: str,
         anchor: int,
         start_perf_ns: int,
+        root: Node | None = None,
     ) -> None:
         self.name = name
+        self.root = root
         self.span_id = span_id
         self.parent_span_id = parent_span_id
         self.attributes = attributes
@@ -167,6 +165,13 @@ class Node(CallNode):
         self.duration_ns: int | None = None
         self.error: dict[str, str] | None = None
         self.children: list[CallNode] = NO_CHILDREN
+
+
+ENDED_TREE = _new_node(Node)
+"""What a frozen tree's nodes point to as their root: it has a duration, so a child started
+under any of them is not appended (see :func:`open_child`)."""
+ENDED_TREE.duration_ns = 0
+ENDED_TREE.root = None
 
 
 def open_root(name: str, attributes: dict[str, Any]) -> Node:
@@ -183,10 +188,10 @@ def open_root(name: str, attributes: dict[str, Any]) -> Node:
         node.span_id = _pop_span_id()
     except IndexError:
         node.span_id = _new_span_id()
-    _running[trace_id] = 0
     unix = _time_ns()
     perf = _perf_ns()
     node.name = name
+    node.root = None
     node.parent_span_id = None
     node.attributes = attributes
     node.trace_id = trace_id
@@ -211,8 +216,9 @@ def open_child(
     call from the same place shares one name string instead of building its own; it stops
     growing at a few hundred entries (recursion makes ever longer paths).
 
-    If the parent's tree was already submitted, the node is detached: it is timed (for the
-    metrics) but belongs to no tree.
+    A child started once its root has ended is not appended at all: it belongs to no tree
+    (it is timed for the metrics all the same). One started while the root freezes its tree
+    (from another thread) is in the copy, as unfinished, or not at all.
     """
     try:
         span_id = _pop_span_id()
@@ -223,93 +229,107 @@ def open_child(
         name = f"{parent.name}.{segment}"
         if len(paths) < _PATHS_PER_SITE:
             paths[parent.name] = name
-    trace_id = parent.trace_id
     node = _new_node(Node)  # as in open_root: the slots set here, no __init__ frame
+    node.root = root = parent.root or parent
     node.name = name
     node.span_id = span_id
     node.parent_span_id = parent.span_id
     node.attributes = attributes
-    node.trace_id = trace_id
+    node.trace_id = parent.trace_id
     node.anchor = anchor = parent.anchor
     node.start_perf_ns = perf = _perf_ns()
     node.start_unix_nano = anchor + perf
     node.duration_ns = None
     node.error = None
     node.children = NO_CHILDREN
-    _acquire()
-    try:
-        count = _running.get(trace_id)
-        if count is not None:
-            if parent.children is NO_CHILDREN:
-                parent.children = [node]
-            else:
-                parent.children.append(node)
-            _running[trace_id] = count + 1
-    finally:
-        _release()
+    if root.duration_ns is None:  # the tree is not frozen yet
+        children = parent.children
+        if children is NO_CHILDREN:
+            add_first_child(parent, node)
+        else:
+            children.append(node)
     return node
 
 
+def add_first_child(parent: CallNode, node: CallNode) -> None:
+    """Give ``parent`` a children list of its own, holding ``node`` (or append to the one
+    another thread just gave it)."""
+    with _lock:
+        if parent.children is NO_CHILDREN:
+            parent.children = [node]
+        else:
+            parent.children.append(node)
+
+
 def close_child(node: Node, duration_ns: int, error: dict[str, str] | None) -> None:
-    """Record a child's end, unless its tree was submitted meanwhile (then it stays as the
-    root closed it: unfinished, or detached)."""
-    trace_id = node.trace_id
-    _acquire()
-    try:
-        count = _running.get(trace_id)
-        if count is not None:
-            node.duration_ns = duration_ns
-            node.error = error
-            _running[trace_id] = count - 1
-    finally:
-        _release()
+    """Record a child's end on its live node: the error first, then the duration, the order
+    :func:`freeze_tree` relies on (a node it sees finished has its error)."""
+    node.error = error
+    node.duration_ns = duration_ns
 
 
 def finish_root(
     node: Node, end_perf_ns: int, error: dict[str, str] | None, telemetry: Telemetry
-) -> None:
-    """Freeze the tree of root ``node`` and submit it as a ProfileRecord.
+) -> FrozenNode:
+    """Freeze the tree of root ``node`` and submit it as a ProfileRecord; return the frozen
+    tree.
 
-    Children still running are closed as unfinished first. A failing submit
-    (``QueueFullError`` under ``overflow="raise"`` included) is counted and logged once, never
-    raised: the user's call has already produced its result, which must not be lost to
-    telemetry.
+    A failing submit (``QueueFullError`` under ``overflow="raise"`` included) is counted and
+    logged once, never raised: the user's call has already produced its result, which must not
+    be lost to telemetry.
     """
-    _acquire()
-    try:
-        still_open = _running.pop(node.trace_id, 0)
-    finally:
-        _release()
-    node.duration_ns = end_perf_ns - node.start_perf_ns
     node.error = error
-    unfinished = close_unfinished(node, end_perf_ns) if still_open else 0
+    node.duration_ns = end_perf_ns - node.start_perf_ns  # from now on, no child is appended
+    frozen, unfinished = freeze_tree(node, end_perf_ns)
     try:
         telemetry._submit(
             _new_record(
                 ProfileRecord,
-                (
-                    node.start_unix_nano,
-                    node.trace_id,
-                    freeze_node(node),
-                    telemetry.resource,
-                    unfinished,
-                ),
+                (node.start_unix_nano, node.trace_id, frozen, telemetry.resource, unfinished),
             )
         )
     except Exception as exc:
         telemetry._internal_error("profile", exc)
+    return frozen
 
 
-def close_unfinished(root: CallNode, end_perf_ns: int) -> int:
-    """Close every node still running at the root's end. Safe without the lock: the trace is
-    out of ``_running``, so no other thread appends to or closes a node of this tree any more."""
-    count = 0
-    for node in root.walk():
-        if node.duration_ns is None:
-            node.duration_ns = max(0, end_perf_ns - node.start_perf_ns)
-            node.attributes = {**node.attributes, "unfinished": True}  # the original is shared
-            count += 1
-    return count
+def freeze_tree(root: Node, end_perf_ns: int) -> tuple[FrozenNode, int]:
+    """The tree of a finished ``root`` as a :data:`FrozenNode`, and how many of its nodes
+    were still running (frozen as unfinished: duration up to ``end_perf_ns``,
+    ``unfinished: True`` in a copy of their attributes).
+
+    The live nodes keep their durations and children (a late child may still be writing to
+    its own; the aiohttp integration reads the tree of a slow request), but each of them
+    points to :data:`ENDED_TREE` instead of its root: that breaks the reference cycles, and
+    still tells a late child that its tree is frozen.
+    """
+    unfinished = [0]
+    return _freeze(root, end_perf_ns, unfinished), unfinished[0]
+
+
+def _freeze(node: Node, end_perf_ns: int, unfinished: list[int]) -> FrozenNode:
+    if node.root is not None:  # not the root itself
+        node.root = ENDED_TREE
+    duration = node.duration_ns
+    if duration is None:  # still running: frozen as unfinished
+        unfinished[0] += 1
+        duration = max(0, end_perf_ns - node.start_perf_ns)
+        error = None
+        attributes: dict[str, Any] | None = {**node.attributes, "unfinished": True}
+    else:
+        error = node.error  # read after the duration: see close_child
+        attributes = node.attributes or None  # any dict keeps a tuple tracked, even empty
+    children: list[Node] = node.children  # type: ignore[assignment]  # a Node's are Nodes
+    return (
+        node.name,
+        node.span_id,
+        node.parent_span_id,
+        node.start_unix_nano,
+        duration,
+        error,
+        attributes,
+        tuple([_freeze(child, end_perf_ns, unfinished) for child in children]) if children else (),
+    )
 
 
 def owner_name(func: Any) -> str:

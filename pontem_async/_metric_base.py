@@ -81,6 +81,7 @@ class Metric:
 
     __slots__ = (
         "_accepting",
+        "_before_read",
         "_getter",
         "_lock",
         "_nlabels",
@@ -119,6 +120,9 @@ class Metric:
             itemgetter(*label_names) if label_names else None
         )
         self._unlabelled: Any = None
+        # Called before every snapshot: a producer that defers its updates (the profiler's
+        # ``time_profiler``) brings the metric up to date there, so a read never lags.
+        self._before_read: Callable[[], None] | None = None
         if not label_names and accepting:
             self._unlabelled = self._series_class(self, {}, time.time_ns())
             self._series[()] = self._unlabelled
@@ -254,6 +258,9 @@ class Metric:
 
     def _record(self, now_ns: int, resource: Resource | None) -> MetricRecord | None:
         """This metric's snapshot, or None while it has no series."""
+        before_read = self._before_read
+        if before_read is not None:
+            before_read()
         with self._lock:
             if not self._series:
                 return None

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pontem_async._calltree import close_unfinished, running_traces, tree_lock
+from pontem_async._calltree import NO_CHILDREN, freeze_tree
 from pontem_async._metric_histogram import HistogramSeries
-from pontem_async.records import ProfileRecord, freeze_node
+from pontem_async._profile_times import DRAIN_AT, attach
+from pontem_async.records import ProfileRecord
 
 if TYPE_CHECKING:
     from pontem_async._calltree import Node
@@ -66,8 +67,6 @@ _PROFILE_LABELS = frozenset({"method", "error_raised"})
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _perf_ns = _time.perf_counter_ns
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
-_running = running_traces
-_pop_running = running_traces.pop
 
 TimeCell = tuple[Any, Any, Any]
 """A method path's ``time_profiler`` series as the ends use it: ``(bounds, counts, series)``,
@@ -123,6 +122,7 @@ class State:
         "error_label",
         "generation",
         "hooked",
+        "pending",
         "pipeline",
         "profiler",
         "puts",
@@ -162,11 +162,15 @@ class State:
         self.time_ok: dict[str, TimeCell] = {}  # method path -> its time_profiler series
         self.time_err: dict[str, TimeCell] = {} if self.error_label else self.time_ok
         self.size_series: dict[str, Any] = {}
+        # durations of returned calls, counted into ``time`` in batches (_profile_times)
+        self.pending = profiler._times.entries
         # Where a root's record goes: straight to the lanes that take profile records, minus
         # the pipeline's submit() frame; through telemetry._submit (which starts the pipeline,
-        # or counts records refused by a closed one) while ``pipeline`` is None or closed.
+        # counts records refused by a closed one, or is pa.testing.capture's collector) while
+        # ``pipeline`` is None or closed.
         pipeline = telemetry._pipeline
-        self.pipeline = pipeline if pipeline.running else None
+        direct = pipeline.running and telemetry._submit == pipeline.submit
+        self.pipeline = pipeline if direct else None
         self.puts = pipeline._targets["profile"]
         self.generation = telemetry._generation
 
@@ -213,7 +217,6 @@ class State:
         finally:
             lock.release()
 
-
     def observe_size(self, path: str, value: Any) -> None:
         size = response_size(value)
         if size is None or self.size is None:
@@ -227,24 +230,23 @@ class State:
         """The common end of a root call (it returned; no hooks), in one Python frame.
 
         The wrappers call it instead of ``_Site.leave`` + ``finish_root``: same steps, same
-        order (close and submit the tree, then the metrics), minus two frames and the error
-        and hook branches; :meth:`submit` and :meth:`observe_time` are inlined. Never raises,
-        like ``leave``.
+        order (freeze and submit the tree, then the metrics), minus two frames and the error
+        and hook branches. The duration goes to the pending deque (``_profile_times``) as the
+        frozen node itself. Never raises, like ``leave``.
         """
         end = _perf_ns()
         duration = end - node.start_perf_ns
-        with tree_lock:
-            still_open = _pop_running(node.trace_id, 0)
         node.duration_ns = duration
         tel = self.telemetry
+        frozen: Any = None
         try:
-            unfinished = close_unfinished(node, end) if still_open else 0
-            if node.children:
-                frozen = freeze_node(node)
-            else:  # a leaf root (the common case): freeze_node's tuple, minus its frame
+            if node.children is NO_CHILDREN:  # a leaf root: freeze_tree's tuple, minus frames
                 start = node.start_unix_nano
                 attributes = node.attributes or None
                 frozen = (node.name, node.span_id, None, start, duration, None, attributes, ())
+                unfinished = 0
+            else:
+                frozen, unfinished = freeze_tree(node, end)
             fields = (node.start_unix_nano, node.trace_id, frozen, tel.resource, unfinished)
             record = _new_record(ProfileRecord, fields)
             pipeline = self.pipeline
@@ -257,22 +259,10 @@ class State:
             tel._internal_error("profile", exc)
         try:
             if self.time is not None:
-                cell = self.time_ok.get(node.name)
-                if cell is None:
-                    cell = self.time_cell(node.name, False)
-                bounds, counts, series = cell
-                ms = duration / 1e6
-                if bounds is None:
-                    series.observe(ms)
-                else:
-                    index = _bisect_left(bounds, ms)
-                    lock = self.time_lock
-                    lock.acquire()
-                    try:
-                        counts[index] += 1
-                        series._sum += ms
-                    finally:
-                        lock.release()
+                pending = self.pending
+                pending.append(frozen if frozen is not None else (node.name, duration))
+                if len(pending) >= DRAIN_AT:
+                    self.profiler._times.drain_later()
             if self.size is not None:
                 self.observe_size(node.name, result)
             if tel._generation != self.generation:  # reconfigured, started, metric removed
@@ -281,36 +271,18 @@ class State:
             tel._internal_error("profiler", exc)
 
     def end_child(self, node: Node) -> None:
-        """The common end of a child call (it returned; no hooks): ``close_child`` and the
-        histogram in one frame (see :meth:`end_root`)."""
+        """The common end of a child call (it returned; no hooks): its duration on the live
+        node (the root's freeze reads it there) and on the pending deque."""
         duration = _perf_ns() - node.start_perf_ns
-        trace_id = node.trace_id
-        with tree_lock:  # unless its tree was submitted meanwhile (see close_child)
-            count = _running.get(trace_id)
-            if count is not None:
-                node.duration_ns = duration
-                _running[trace_id] = count - 1
-        if self.time is None:
-            return
-        try:
-            cell = self.time_ok.get(node.name)
-            if cell is None:
-                cell = self.time_cell(node.name, False)
-            bounds, counts, series = cell
-            ms = duration / 1e6
-            if bounds is None:
-                series.observe(ms)
-                return
-            index = _bisect_left(bounds, ms)
-            lock = self.time_lock
-            lock.acquire()
-            try:
-                counts[index] += 1
-                series._sum += ms
-            finally:
-                lock.release()
-        except Exception as exc:  # telemetry never breaks the application
-            self.telemetry._internal_error("profiler", exc)
+        node.duration_ns = duration
+        if self.time is not None:
+            pending = self.pending
+            pending.append((node.name, duration))
+            if len(pending) >= DRAIN_AT:
+                try:
+                    self.profiler._times.drain_later()
+                except Exception as exc:  # telemetry never breaks the application
+                    self.telemetry._internal_error("profiler", exc)
 
     def _hook(self, name: str, hook: Callable[..., Any], *args: Any) -> None:
         try:
@@ -377,6 +349,8 @@ def build_state(
         if settings.response_size_profile and RESPONSE_SIZE not in deleted:
             description = "Size in bytes of what profiled root calls return, by method path"
             size = _declare(registry, RESPONSE_SIZE, description, labels, SIZE_BUCKETS)
+        if time is not None:
+            attach(time, profiler._times)  # reads of the histogram count what is pending
     except (TypeError, ValueError) as exc:
         telemetry._internal_error("profiler metrics", exc)
     return State(profiler, telemetry, settings, enabled, hooks, time, size)

@@ -45,6 +45,7 @@ from pontem_async._profile_state import (
     State,
     build_state,
 )
+from pontem_async._profile_times import PendingTimes
 from pontem_async.handlers.base import Handler
 from pontem_async.telemetry import Telemetry, get_default
 
@@ -114,6 +115,7 @@ class Profiler:
         self._hooks: dict[str, Callable[..., Any] | None] = dict.fromkeys(HOOK_NAMES)
         self._deleted: set[str] = set()
         self._handlers: dict[str, Handler] = {}
+        self._times = PendingTimes(self)
         self._state: State = build_state(self, True, self._hooks, self._deleted)
 
     @property
@@ -137,6 +139,7 @@ class Profiler:
         return dict(self._handlers)
 
     def _refresh(self) -> None:
+        self._times.drain()  # what was measured under the old settings is counted under them
         with self._lock:
             self._state = build_state(self, self._handle_records, self._hooks, self._deleted)
 

@@ -95,7 +95,9 @@ def capture(
     saved_submit, saved_min = tel._submit, tel._min_log_severity
     tel._submit = collect
     tel._min_log_severity = min_level
+    tel._changed()  # producers that cached the route (the profiler) look again
     try:
         yield captured
     finally:
         tel._submit, tel._min_log_severity = saved_submit, saved_min
+        tel._changed()

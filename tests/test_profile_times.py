@@ -1,0 +1,197 @@
+"""The ``time_profiler`` histogram is fed in batches (``pontem_async._profile_times``): every read
+sees every call that returned before it, children count while their root still runs, the loop
+catches up without a read, and the waiting durations stay bounded when nothing drains them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pontem_async import Telemetry, _profile_times
+from pontem_async.profiler import TIME_PROFILER, Profiler
+from pontem_async.records import HistogramValue
+from pontem_async.testing import MemoryHandler, capture
+
+MODULE = "test_profile_times"
+
+
+def counts(tel: Telemetry) -> dict[str, int]:
+    """``time_profiler`` count per method path, read through a snapshot (as exporters do)."""
+    out: dict[str, int] = {}
+    for record in tel.metrics.snapshot():
+        if record.name == TIME_PROFILER:
+            for point in record.points:
+                assert isinstance(point.value, HistogramValue)
+                out[point.labels["method"]] = out.get(point.labels["method"], 0) + point.value.count
+    return out
+
+
+@pytest.mark.asyncio
+async def test_children_reach_the_histogram_while_their_root_still_runs() -> None:
+    """A long-running root (a worker's main loop): the calls it makes must show in the metrics
+    long before it ends, not when its tree is submitted."""
+    tel = Telemetry("svc", handlers=[], install_signal_handlers=False)
+    prof = Profiler(tel)
+    stop = asyncio.Event()
+    done = asyncio.Event()
+
+    @prof.profile
+    async def job() -> None:
+        pass
+
+    @prof.profile
+    async def main() -> None:
+        for _ in range(5):
+            await job()
+        done.set()
+        await stop.wait()
+
+    with capture(tel) as cap:
+        task = asyncio.create_task(main())
+        await done.wait()
+        assert counts(tel) == {f"{MODULE}:main.job": 5}
+        assert cap.records == []  # the root has not ended: no tree yet
+        stop.set()
+        await task
+    assert counts(tel) == {f"{MODULE}:main.job": 5, f"{MODULE}:main": 1}
+
+
+@pytest.mark.asyncio
+async def test_the_pipeline_loop_counts_waiting_durations_without_a_read(
+    memory: MemoryHandler,
+) -> None:
+    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
+    tel.start()
+    prof = Profiler(tel)
+
+    @prof.profile
+    async def leaf() -> None:
+        pass
+
+    for _ in range(_profile_times.DRAIN_AT + 10):
+        await leaf()
+    waiting = len(prof._times.entries)
+    assert waiting >= _profile_times.DRAIN_AT  # the calls themselves left the counting
+    await asyncio.sleep(0)  # one loop iteration: the drain scheduled by the calls runs
+    await asyncio.sleep(0)
+    assert len(prof._times.entries) == 0
+    histogram = tel.metrics.get(TIME_PROFILER)
+    assert histogram is not None
+    # read the series without a snapshot (a snapshot would drain): the loop already counted
+    (series,) = histogram._series.values()
+    assert sum(series._counts) == waiting
+    await tel.shutdown(timeout=5)
+
+
+def test_waiting_durations_stay_bounded_when_nothing_drains_them(
+    monkeypatch: pytest.MonkeyPatch, memory: MemoryHandler
+) -> None:
+    """The pipeline's loop is stuck (here: blocked on purpose): the callers count the backlog
+    themselves once it reaches the cap, and nothing is lost."""
+    monkeypatch.setattr(_profile_times, "CAP", 1_000)
+    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
+    tel.start()
+    prof = Profiler(tel)
+
+    @prof.profile
+    def leaf() -> None:
+        pass
+
+    leaf()
+    assert tel.flush_sync(timeout=5)
+    loop = tel._pipeline.loop
+    assert loop is not None
+    release = threading.Event()
+    loop.call_soon_threadsafe(release.wait, 10)
+    time.sleep(0.05)
+    most = 0
+    try:
+        for _ in range(5_000):
+            leaf()
+            most = max(most, len(prof._times.entries))
+    finally:
+        release.set()
+    assert most <= 1_000
+    assert counts(tel) == {f"{MODULE}:leaf": 5_001}
+    tel.shutdown_sync(timeout=5)
+
+
+def test_calls_from_many_threads_are_each_counted_once(
+    tel_and_prof: tuple[Telemetry, Profiler],
+) -> None:
+    tel, prof = tel_and_prof
+
+    @prof.profile
+    def leaf() -> None:
+        pass
+
+    @prof.profile
+    def root() -> None:
+        for _ in range(50):
+            leaf()
+
+    barrier = threading.Barrier(8)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(100):
+            root()
+            if _ % 17 == 0:
+                counts(tel)  # reads drain while other threads append
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    with capture(tel):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert counts(tel) == {f"{MODULE}:root": 800, f"{MODULE}:root.leaf": 40_000}
+
+
+@pytest.fixture
+def tel_and_prof() -> tuple[Telemetry, Profiler]:
+    tel = Telemetry("svc", handlers=[], install_signal_handlers=False)
+    return tel, Profiler(tel)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.lists(st.booleans(), max_size=4), max_size=12),
+    read_at=st.integers(min_value=0, max_value=12),
+)
+def test_every_read_counts_exactly_the_calls_that_returned_before_it(
+    shape: list[list[bool]], read_at: int
+) -> None:
+    """Roots with children (some failing, counted on the direct path): a read in the middle and
+    one at the end each see exactly the calls made so far."""
+    tel = Telemetry("svc", handlers=[], install_signal_handlers=False)
+    prof = Profiler(tel)
+
+    @prof.profile
+    def child(fail: bool) -> None:
+        if fail:
+            raise ValueError("boom")
+
+    @prof.profile
+    def root(fails: list[bool]) -> None:
+        for fail in fails:
+            with contextlib.suppress(ValueError):
+                child(fail)
+
+    expected: dict[str, int] = {}
+    with capture(tel):
+        for index, fails in enumerate(shape):
+            if index == read_at:
+                assert counts(tel) == expected
+            root(fails)
+            expected[f"{MODULE}:root"] = expected.get(f"{MODULE}:root", 0) + 1
+            if fails:
+                path = f"{MODULE}:root.child"
+                expected[path] = expected.get(path, 0) + len(fails)
+        assert counts(tel) == expected
