@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from pontem_async.encoding.jsonl import safe_str
 from pontem_async.fingerprint import exception_fingerprint, exception_type_name
-from pontem_async.records import CallNode, FrozenNode, ProfileRecord
+from pontem_async.records import FrozenNode, ProfileRecord
 
 if TYPE_CHECKING:
     from pontem_async.telemetry import Telemetry
@@ -53,6 +53,8 @@ __all__ = [
     "ENDED_TREE",
     "NO_CHILDREN",
     "Node",
+    "RootNode",
+    "add_first_child",
     "close_child",
     "current_node",
     "current_span_ids",
@@ -60,9 +62,11 @@ __all__ = [
     "error_info",
     "finish_root",
     "freeze_tree",
+    "new_span_id",
     "open_child",
     "open_root",
     "owner_name",
+    "pop_span_id",
     "tree_lock",
 ]
 
@@ -85,7 +89,7 @@ _trace_ids: list[str] = []
 """Random ids made in batches from 4 KiB of ``os.urandom``: popping one costs far less than
 formatting ``random.getrandbits(64)`` on each call. ``list.pop`` is atomic, so two threads never
 get the same id; a forked child empties both pools, so it never reuses its parent's ids."""
-_pop_span_id = _span_ids.pop
+pop_span_id = _span_ids.pop
 _pop_trace_id = _trace_ids.pop
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_span_ids.clear)
@@ -102,10 +106,10 @@ def _refill(pool: list[str], width: int) -> None:
     pool.extend(ids)
 
 
-def _new_span_id() -> str:
+def new_span_id() -> str:
     """The slow path of taking an id: refill the pool first."""
     _refill(_span_ids, 16)
-    return _pop_span_id()
+    return pop_span_id()
 
 
 class _NoChildren(list):  # type: ignore[type-arg]
@@ -123,48 +127,73 @@ class _NoChildren(list):  # type: ignore[type-arg]
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
 
 
-NO_CHILDREN: list[CallNode] = _NoChildren()
+NO_CHILDREN: list[Node] = _NoChildren()
 
 
-class Node(CallNode):
-    """A :class:`CallNode` that knows its trace: the id, the clock ``anchor`` and the root.
+class Node:
+    """A profiled call while its tree is live: what the call itself must write, no more.
 
-    ``anchor`` is ``time_ns() - perf_counter_ns()``, read once at the root: a child's wall
-    start is one addition, consistent with the monotonic durations of the same tree.
-    ``root`` is None on a root, its root on any other node: a child started once the root has
-    a duration (its tree is frozen) is not appended to the live tree, so calls made from a
-    task that outlives its root never make a finished tree grow. (A root and its children
-    form a reference cycle while the root runs; the freeze points them to :data:`ENDED_TREE`
-    instead, so the nodes are freed by reference counting alone.)
-    ``__init__`` sets every slot itself instead of calling ``CallNode.__init__``: one Python
-    frame less on every profiled call (a test checks that no slot is left unset).
+    The record's other fields are derived when the root freezes the tree: a node's parent
+    span id is its parent's ``span_id``, its wall start is the root's ``anchor`` plus its
+    ``start_perf_ns``. ``root`` is None on a root (a :class:`RootNode`), its root on any other
+    node: a child started once the root has a duration (its tree is frozen) is not appended to
+    the live tree, so calls made from a task that outlives its root never make a finished tree
+    grow. (A root and its children form a reference cycle while the root runs; the freeze
+    points them to :data:`ENDED_TREE` instead, so the nodes are freed by reference counting
+    alone.)
+
+    The profiler sets the slots on a bare ``object.__new__`` (no ``__init__`` frame on the hot
+    path); ``__init__`` is for tests and tools.
     """
 
-    __slots__ = ("anchor", "root", "trace_id")
+    __slots__ = (
+        "attributes",
+        "children",
+        "duration_ns",
+        "error",
+        "name",
+        "root",
+        "span_id",
+        "start_perf_ns",
+        "trace_id",
+    )
 
     def __init__(
         self,
         name: str,
         span_id: str,
-        parent_span_id: str | None,
-        attributes: dict[str, Any],
         trace_id: str,
-        anchor: int,
+        root: RootNode | None,
+        attributes: dict[str, Any],
         start_perf_ns: int,
-        root: Node | None = None,
     ) -> None:
         self.name = name
-        self.root = root
         self.span_id = span_id
-        self.parent_span_id = parent_span_id
-        self.attributes = attributes
         self.trace_id = trace_id
-        self.anchor = anchor
-        self.start_unix_nano = anchor + start_perf_ns
+        self.root: Node | None = root
+        self.attributes = attributes
         self.start_perf_ns = start_perf_ns
         self.duration_ns: int | None = None
         self.error: dict[str, str] | None = None
-        self.children: list[CallNode] = NO_CHILDREN
+        self.children: list[Node] = NO_CHILDREN
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} span_id={self.span_id!r} "
+            f"duration_ns={self.duration_ns} children={len(self.children)}>"
+        )
+
+
+class RootNode(Node):
+    """A root: a node that also anchors its tree on the wall clock.
+
+    ``anchor`` is ``time_ns() - perf_counter_ns()``, read once at the root: every node's wall
+    start is one addition, consistent with the monotonic durations of the same tree.
+    """
+
+    __slots__ = ("anchor", "start_unix_nano")
+    anchor: int
+    start_unix_nano: int
 
 
 ENDED_TREE = _new_node(Node)
@@ -174,25 +203,24 @@ ENDED_TREE.duration_ns = 0
 ENDED_TREE.root = None
 
 
-def open_root(name: str, attributes: dict[str, Any]) -> Node:
+def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     """A new root node, in a new trace (128-bit trace id, 64-bit span id). Sets the slots
-    itself on a bare ``object.__new__``, as ``Node.__init__`` would: one Python frame less on
-    every call (``test_node_sets_every_callnode_slot`` checks roots and children)."""
+    itself on a bare ``object.__new__``: one Python frame less on every call
+    (``test_nodes_set_every_slot`` checks roots and children)."""
     try:
         trace_id = _pop_trace_id()
     except IndexError:
         _refill(_trace_ids, 32)
         trace_id = _pop_trace_id()
-    node = _new_node(Node)
+    node = _new_node(RootNode)
     try:
-        node.span_id = _pop_span_id()
+        node.span_id = pop_span_id()
     except IndexError:
-        node.span_id = _new_span_id()
+        node.span_id = new_span_id()
     unix = _time_ns()
     perf = _perf_ns()
     node.name = name
     node.root = None
-    node.parent_span_id = None
     node.attributes = attributes
     node.trace_id = trace_id
     node.anchor = unix - perf
@@ -204,41 +232,25 @@ def open_root(name: str, attributes: dict[str, Any]) -> Node:
     return node
 
 
-_PATHS_PER_SITE = 256
-
-
-def open_child(
-    parent: Node, segment: str, paths: dict[str, str], attributes: dict[str, Any]
-) -> Node:
-    """A node for a call made inside ``parent``, appended to its children.
-
-    ``paths`` (one dict per decorated function) maps a parent's path to the child's, so every
-    call from the same place shares one name string instead of building its own; it stops
-    growing at a few hundred entries (recursion makes ever longer paths).
+def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
+    """A node for a call ``name`` (its method path) made inside ``parent``, appended to its
+    children. (The coroutine and function wrappers inline this; generators call it.)
 
     A child started once its root has ended is not appended at all: it belongs to no tree
     (it is timed for the metrics all the same). One started while the root freezes its tree
     (from another thread) is in the copy, as unfinished, or not at all.
     """
     try:
-        span_id = _pop_span_id()
+        span_id = pop_span_id()
     except IndexError:
-        span_id = _new_span_id()
-    name = paths.get(parent.name)
-    if name is None:
-        name = f"{parent.name}.{segment}"
-        if len(paths) < _PATHS_PER_SITE:
-            paths[parent.name] = name
-    node = _new_node(Node)  # as in open_root: the slots set here, no __init__ frame
+        span_id = new_span_id()
+    node = _new_node(Node)
     node.root = root = parent.root or parent
     node.name = name
     node.span_id = span_id
-    node.parent_span_id = parent.span_id
     node.attributes = attributes
     node.trace_id = parent.trace_id
-    node.anchor = anchor = parent.anchor
-    node.start_perf_ns = perf = _perf_ns()
-    node.start_unix_nano = anchor + perf
+    node.start_perf_ns = _perf_ns()
     node.duration_ns = None
     node.error = None
     node.children = NO_CHILDREN
@@ -251,7 +263,7 @@ def open_child(
     return node
 
 
-def add_first_child(parent: CallNode, node: CallNode) -> None:
+def add_first_child(parent: Node, node: Node) -> None:
     """Give ``parent`` a children list of its own, holding ``node`` (or append to the one
     another thread just gave it)."""
     with _lock:
@@ -269,7 +281,7 @@ def close_child(node: Node, duration_ns: int, error: dict[str, str] | None) -> N
 
 
 def finish_root(
-    node: Node, end_perf_ns: int, error: dict[str, str] | None, telemetry: Telemetry
+    node: RootNode, end_perf_ns: int, error: dict[str, str] | None, telemetry: Telemetry
 ) -> FrozenNode:
     """Freeze the tree of root ``node`` and submit it as a ProfileRecord; return the frozen
     tree.
@@ -293,7 +305,7 @@ def finish_root(
     return frozen
 
 
-def freeze_tree(root: Node, end_perf_ns: int) -> tuple[FrozenNode, int]:
+def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     """The tree of a finished ``root`` as a :data:`FrozenNode`, and how many of its nodes
     were still running (frozen as unfinished: duration up to ``end_perf_ns``,
     ``unfinished: True`` in a copy of their attributes).
@@ -304,12 +316,28 @@ def freeze_tree(root: Node, end_perf_ns: int) -> tuple[FrozenNode, int]:
     still tells a late child that its tree is frozen.
     """
     unfinished = [0]
-    return _freeze(root, end_perf_ns, unfinished), unfinished[0]
+    anchor = root.anchor
+    span_id = root.span_id
+    children = root.children
+    frozen = (
+        root.name,
+        span_id,
+        None,
+        root.start_unix_nano,
+        root.duration_ns,
+        root.error,
+        root.attributes or None,  # any dict keeps a tuple tracked, even an empty one
+        tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in children])
+        if children
+        else (),
+    )
+    return frozen, unfinished[0]
 
 
-def _freeze(node: Node, end_perf_ns: int, unfinished: list[int]) -> FrozenNode:
-    if node.root is not None:  # not the root itself
-        node.root = ENDED_TREE
+def _freeze(
+    node: Node, parent_span_id: str, anchor: int, end_perf_ns: int, unfinished: list[int]
+) -> FrozenNode:
+    node.root = ENDED_TREE
     duration = node.duration_ns
     if duration is None:  # still running: frozen as unfinished
         unfinished[0] += 1
@@ -318,17 +346,20 @@ def _freeze(node: Node, end_perf_ns: int, unfinished: list[int]) -> FrozenNode:
         attributes: dict[str, Any] | None = {**node.attributes, "unfinished": True}
     else:
         error = node.error  # read after the duration: see close_child
-        attributes = node.attributes or None  # any dict keeps a tuple tracked, even empty
-    children: list[Node] = node.children  # type: ignore[assignment]  # a Node's are Nodes
+        attributes = node.attributes or None
+    span_id = node.span_id
+    children = node.children
     return (
         node.name,
-        node.span_id,
-        node.parent_span_id,
-        node.start_unix_nano,
+        span_id,
+        parent_span_id,
+        anchor + node.start_perf_ns,
         duration,
         error,
         attributes,
-        tuple([_freeze(child, end_perf_ns, unfinished) for child in children]) if children else (),
+        tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in children])
+        if children
+        else (),
     )
 
 

@@ -10,8 +10,9 @@ The hot paths follow ``_metric_types`` (inline lookup and checks, explicit lock 
 
 from __future__ import annotations
 
+import functools
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +23,14 @@ from pontem_async.records import HistogramValue, MetricType, SummaryValue
 if TYPE_CHECKING:
     from pontem_async._registry import MetricsRegistry
 
-__all__ = ["DEFAULT_BUCKETS", "Histogram", "HistogramSeries", "Summary", "SummarySeries"]
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "Histogram",
+    "HistogramSeries",
+    "Summary",
+    "SummarySeries",
+    "int_limits",
+]
 
 _INF = math.inf
 _BIG = 2**53
@@ -30,6 +38,22 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 """prometheus_client's default buckets (seconds), for ``histogram()`` declared without any."""
+
+
+@functools.lru_cache(maxsize=64)
+def int_limits(bounds: tuple[float, ...], divisor: float) -> tuple[int, ...]:
+    """For each bound ``b``, the largest int ``v`` with ``v / divisor <= b`` (float division,
+    as ``observe(v / divisor)`` computes it): an int ``v`` falls in the bucket of ``b`` or a
+    lower one exactly when ``v <= limit``."""
+    limits = []
+    for bound in bounds:
+        limit = math.floor(bound * divisor)
+        while (limit + 1) / divisor <= bound:
+            limit += 1
+        while limit / divisor > bound:
+            limit -= 1
+        limits.append(limit)
+    return tuple(limits)
 
 
 # ---------------------------------------------------------------------- histogram
@@ -58,6 +82,28 @@ class HistogramSeries(Series):
         finally:
             lock.release()
 
+    def _observe_scaled(self, values: list[int], divisor: float) -> None:
+        """Count ``value / divisor`` for each of many ints, exactly as ``observe`` would one
+        at a time (the profiler's durations: nanoseconds counted in milliseconds), in C: the
+        values are sorted (``list.sort`` compares ints natively), and each bucket is the
+        stretch of them up to its bound's integer limit (:func:`int_limits`). Sorts
+        ``values`` in place."""
+        values.sort()
+        per_bucket = []
+        below = 0
+        for limit in int_limits(self._bounds, divisor):
+            upto = bisect_right(values, limit, below)
+            per_bucket.append(upto - below)
+            below = upto
+        per_bucket.append(len(values) - below)
+        total = sum(values) / divisor
+        counts = self._counts
+        with self._lock:
+            for index, count in enumerate(per_bucket):
+                if count:
+                    counts[index] += count
+            self._sum += total
+
     def _read(self) -> HistogramValue:
         counts = tuple(self._counts)
         return HistogramValue(sum(counts), float(self._sum), self._bounds, counts)
@@ -69,6 +115,10 @@ class DroppedHistogramSeries(HistogramSeries):
     def observe(self, value: float) -> None:
         observation(self._metric, value)
         self._drop()
+
+    def _observe_scaled(self, values: list[int], divisor: float) -> None:
+        for _ in values:
+            self._drop()
 
 
 class Histogram(Metric):

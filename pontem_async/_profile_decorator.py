@@ -31,34 +31,47 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from pontem_async._calltree import (
+    NO_CHILDREN,
     Node,
+    add_first_child,
     close_child,
     current_node,
     current_var,
     error_info,
     finish_root,
+    new_span_id,
     open_child,
     open_root,
     owner_name,
+    pop_span_id,
 )
+from pontem_async._profile_times import DRAIN_AT, PathTimes
 
 if TYPE_CHECKING:
     from pontem_async._profile_state import State
     from pontem_async.profiler import Profiler
 
-__all__ = ["check_options", "profile_callable"]
+__all__ = ["PATHS_PER_SITE", "check_options", "profile_callable"]
 
 _perf_ns = time.perf_counter_ns
+_new_node = object.__new__
 _get = current_var.get
 _set = current_var.set
 _reset = current_var.reset
 
 
-class _Site:
-    """One decorated callable: its names and attributes, computed once, and the two halves of
-    a profiled call (:meth:`enter` before the user's code, :meth:`leave` after it)."""
+PATHS_PER_SITE = 256
+"""How many parent paths a decorated function keeps its own path (and its durations) under;
+recursion makes ever longer paths, the calls past this make theirs each time."""
 
-    __slots__ = ("_root_name", "attributes", "func", "owner", "paths", "profiler", "segment")
+
+class _Site:
+    """One decorated callable: its names and attributes, computed once, the durations of its
+    returned calls per method path (:class:`PathTimes`), and the two halves of a profiled
+    call for the generator wrappers (:meth:`enter` before the user's code, :meth:`leave`
+    after it)."""
+
+    __slots__ = ("_root_times", "attributes", "func", "owner", "paths", "profiler", "segment")
 
     def __init__(
         self,
@@ -76,26 +89,41 @@ class _Site:
         elif ":" in name:  # "Owner:name" names the owner too
             self.owner, name = name.split(":", 1)
         self.segment = name
-        self.paths: dict[str, str] = {}  # parent path -> this function's path under it
-        self._root_name: str | None = None
+        # parent path -> this function's path under it: one name string shared by every call
+        # from the same place, and one list of durations
+        self.paths: dict[str, PathTimes] = {}
+        self._root_times: PathTimes | None = None
+
+    @property
+    def root_times(self) -> PathTimes:
+        """The path ``Owner:name`` as a root, resolved at the first root call (when the class
+        exists), then kept."""
+        if self._root_times is None:
+            owner = self.owner if self.owner is not None else owner_name(self.func)
+            self._root_times = PathTimes(f"{owner}:{self.segment}")
+        return self._root_times
 
     @property
     def root_name(self) -> str:
-        """``Owner:name``, resolved at the first root call (when the class exists), then kept."""
-        if self._root_name is None:
-            owner = self.owner if self.owner is not None else owner_name(self.func)
-            self._root_name = f"{owner}:{self.segment}"
-        return self._root_name
+        return self.root_times.path
+
+    def child_times(self, parent: Node) -> PathTimes:
+        """The path of a call made inside ``parent`` (first call from there: the slow path)."""
+        times = self.paths.get(parent.name)
+        if times is None:
+            times = PathTimes(f"{parent.name}.{self.segment}")
+            if len(self.paths) < PATHS_PER_SITE:
+                self.paths[parent.name] = times
+        return times
 
     def enter(self, st: State, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-        """Run the before-hooks, then open the call's node (as a root or as a child).
-        (The coroutine and function wrappers inline this.)"""
+        """Run the before-hooks, then open the call's node (as a root or as a child)."""
         parent = current_node()
         if st.hooked:
             st.before(parent is None, self.func, args, kwargs)
         if parent is None:
-            return open_root(self._root_name or self.root_name, self.attributes)
-        return open_child(parent, self.segment, self.paths, self.attributes)
+            return open_root(self.root_name, self.attributes)
+        return open_child(parent, self.child_times(parent).path, self.attributes)
 
     def leave(
         self,
@@ -116,9 +144,9 @@ class _Site:
         duration = end - node.start_perf_ns
         tel = st.telemetry
         err = None if error is None else error_info(error, tel.service_name)
-        root = node.parent_span_id is None
+        root = node.root is None
         if root:
-            finish_root(node, end, err, tel)
+            finish_root(node, end, err, tel)  # type: ignore[arg-type]  # open_root made it
         else:
             close_child(node, duration, err)
         try:
@@ -136,9 +164,16 @@ class _Site:
             tel._internal_error("profiler", exc)
 
 
+# The two wrappers below are twins: the same steps, one awaiting the call. A child call, the
+# most frequent kind, is opened and closed inline (``open_child``, and the end of
+# ``State.end_root`` minus the record, as code in the wrapper: two Python frames less per
+# call); a root goes through ``open_root`` and ``State.end_root``; errors and hooks through
+# ``_Site.leave``. Change one, change the other: the tests run every scenario on both.
+
+
 def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
-    profiler, leave, segment, attributes = site.profiler, site.leave, site.segment, site.attributes
-    paths = site.paths
+    profiler, leave, attributes = site.profiler, site.leave, site.attributes
+    paths, child_times, times = site.paths, site.child_times, site.profiler._times
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -149,12 +184,33 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             st.before(parent is None, func, args, kwargs)
         if parent is None:
-            node = open_root(site._root_name or site.root_name, attributes)
-        else:
-            node = open_child(parent, segment, paths, attributes)
+            path = site._root_times or site.root_times
+            node: Node = open_root(path.path, attributes)
+        else:  # open_child, inline
+            path = paths.get(parent.name) or child_times(parent)
+            try:
+                span_id = pop_span_id()
+            except IndexError:
+                span_id = new_span_id()
+            node = _new_node(Node)
+            node.root = root = parent.root or parent
+            node.name = path.path
+            node.span_id = span_id
+            node.attributes = attributes
+            node.trace_id = parent.trace_id
+            node.start_perf_ns = _perf_ns()
+            node.duration_ns = None
+            node.error = None
+            node.children = NO_CHILDREN
+            if root.duration_ns is None:  # the tree is not frozen yet
+                children = parent.children
+                if children is NO_CHILDREN:
+                    add_first_child(parent, node)
+                else:
+                    children.append(node)
         token = _set(node)
         # Each way out resets the context, then closes the node: a return without hooks (the
-        # common case) through ``State.end_root``/``end_child``, the rest through ``leave``.
+        # common case) inline or through ``State.end_root``, the rest through ``leave``.
         try:
             result = await func(*args, **kwargs)
         except GeneratorExit:  # the coroutine was closed unfinished: not an error of its own
@@ -169,17 +225,25 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             leave(st, node, result, None, args, kwargs)
         elif parent is None:
-            st.end_root(node, result)
-        else:
-            st.end_child(node)
+            st.end_root(node, result, path)  # type: ignore[arg-type]  # open_root made it
+        else:  # a child's end, inline: the duration on the node and on its path
+            duration = _perf_ns() - node.start_perf_ns
+            node.duration_ns = duration
+            if st.time is not None:
+                durations = path.durations
+                durations.append(duration)
+                if not path.listed:
+                    times.add(path)
+                if len(durations) >= DRAIN_AT:
+                    times.drain_soon(len(durations))
         return result
 
     return wrapper
 
 
 def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
-    profiler, leave, segment, attributes = site.profiler, site.leave, site.segment, site.attributes
-    paths = site.paths
+    profiler, leave, attributes = site.profiler, site.leave, site.attributes
+    paths, child_times, times = site.paths, site.child_times, site.profiler._times
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -190,11 +254,32 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             st.before(parent is None, func, args, kwargs)
         if parent is None:
-            node = open_root(site._root_name or site.root_name, attributes)
-        else:
-            node = open_child(parent, segment, paths, attributes)
+            path = site._root_times or site.root_times
+            node: Node = open_root(path.path, attributes)
+        else:  # open_child, inline
+            path = paths.get(parent.name) or child_times(parent)
+            try:
+                span_id = pop_span_id()
+            except IndexError:
+                span_id = new_span_id()
+            node = _new_node(Node)
+            node.root = root = parent.root or parent
+            node.name = path.path
+            node.span_id = span_id
+            node.attributes = attributes
+            node.trace_id = parent.trace_id
+            node.start_perf_ns = _perf_ns()
+            node.duration_ns = None
+            node.error = None
+            node.children = NO_CHILDREN
+            if root.duration_ns is None:  # the tree is not frozen yet
+                children = parent.children
+                if children is NO_CHILDREN:
+                    add_first_child(parent, node)
+                else:
+                    children.append(node)
         token = _set(node)
-        try:  # as in _coroutine: reset, then a fast end or ``leave``
+        try:  # as in _coroutine
             result = func(*args, **kwargs)
         except BaseException as exc:
             _reset(token)
@@ -204,9 +289,17 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             leave(st, node, result, None, args, kwargs)
         elif parent is None:
-            st.end_root(node, result)
-        else:
-            st.end_child(node)
+            st.end_root(node, result, path)  # type: ignore[arg-type]  # open_root made it
+        else:  # a child's end, inline: the duration on the node and on its path
+            duration = _perf_ns() - node.start_perf_ns
+            node.duration_ns = duration
+            if st.time is not None:
+                durations = path.durations
+                durations.append(duration)
+                if not path.listed:
+                    times.add(path)
+                if len(durations) >= DRAIN_AT:
+                    times.drain_soon(len(durations))
         return result
 
     return wrapper

@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import sys
 import time as _time
-from bisect import bisect_left as _bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pontem_async._calltree import NO_CHILDREN, freeze_tree
-from pontem_async._metric_histogram import HistogramSeries
 from pontem_async._profile_times import DRAIN_AT, attach
 from pontem_async.records import ProfileRecord
 
 if TYPE_CHECKING:
-    from pontem_async._calltree import Node
+    from pontem_async._calltree import RootNode
     from pontem_async._config_schema import ProfilerSettings
+    from pontem_async._profile_times import PathTimes
     from pontem_async._registry import MetricsRegistry
     from pontem_async.metrics import Histogram
     from pontem_async.profiler import Profiler
@@ -67,12 +66,6 @@ _PROFILE_LABELS = frozenset({"method", "error_raised"})
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _perf_ns = _time.perf_counter_ns
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
-
-TimeCell = tuple[Any, Any, Any]
-"""A method path's ``time_profiler`` series as the ends use it: ``(bounds, counts, series)``,
-the series' own bucket bounds and count list, so an observation is a bisect and two writes under
-the metric's lock, without ``observe``'s frame and checks (a duration is always a finite
-float). ``(None, None, series)`` for a series refused over a cap, whose ``observe`` counts."""
 
 BeforeHook = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], None]
 """phanos' ``before_func``/``before_root_func``: ``(func, args, kwargs)``."""
@@ -122,7 +115,6 @@ class State:
         "error_label",
         "generation",
         "hooked",
-        "pending",
         "pipeline",
         "profiler",
         "puts",
@@ -132,7 +124,6 @@ class State:
         "telemetry",
         "time",
         "time_err",
-        "time_lock",
         "time_ok",
     )
 
@@ -157,13 +148,10 @@ class State:
         self.after_root_func = hooks["after_root_func"]
         self.hooked = any(hooks.values())
         self.time = time
-        self.time_lock: Any = time._lock if time is not None else None
         self.size = size
-        self.time_ok: dict[str, TimeCell] = {}  # method path -> its time_profiler series
-        self.time_err: dict[str, TimeCell] = {} if self.error_label else self.time_ok
+        self.time_ok: dict[str, Any] = {}  # method path -> its time_profiler series
+        self.time_err: dict[str, Any] = {} if self.error_label else self.time_ok
         self.size_series: dict[str, Any] = {}
-        # durations of returned calls, counted into ``time`` in batches (_profile_times)
-        self.pending = profiler._times.entries
         # Where a root's record goes: straight to the lanes that take profile records, minus
         # the pipeline's submit() frame; through telemetry._submit (which starts the pipeline,
         # counts records refused by a closed one, or is pa.testing.capture's collector) while
@@ -185,37 +173,20 @@ class State:
             cache[path] = series
         return series
 
-    def time_cell(self, path: str, failed: bool) -> TimeCell:
-        """The ``time_profiler`` cell of ``path`` (first call of a path: the slow path)."""
-        assert self.time is not None
-        series = self.time.labels(**self._labels(path, failed))
-        if type(series) is HistogramSeries:
-            cell: TimeCell = (series._bounds, series._counts, series)
-        else:  # a series the registry refused (over a cap): its observe() counts the drop
-            cell = (None, None, series)
+    def time_series(self, path: str, failed: bool) -> Any:
+        """The ``time_profiler`` series of ``path`` (cached per path: recursion makes ever new
+        paths, so the cache stops at the registry's label-set limit)."""
         cache = self.time_err if failed else self.time_ok
-        if len(cache) < self.telemetry.metrics.label_sets_limit:  # recursion makes new paths
-            cache[path] = cell
-        return cell
+        series = cache.get(path)
+        if series is None:
+            assert self.time is not None
+            series = self._cached(cache, self.time, path, failed)
+        return series
 
     def observe_time(self, path: str, failed: bool, duration_ns: int) -> None:
-        """Count a call's duration in ``time_profiler`` (the ends inline this)."""
-        cell = (self.time_err if failed else self.time_ok).get(path)
-        if cell is None:
-            cell = self.time_cell(path, failed)
-        bounds, counts, series = cell
-        ms = duration_ns / 1e6
-        if bounds is None:
-            series.observe(ms)
-            return
-        index = _bisect_left(bounds, ms)
-        lock = self.time_lock
-        lock.acquire()
-        try:
-            counts[index] += 1
-            series._sum += ms
-        finally:
-            lock.release()
+        """Count one call's duration in ``time_profiler`` at once (calls that raised, or ran
+        with hooks; the others wait in the pending deque, see ``_profile_times``)."""
+        self.time_series(path, failed).observe(duration_ns / 1e6)
 
     def observe_size(self, path: str, value: Any) -> None:
         size = response_size(value)
@@ -226,18 +197,19 @@ class State:
             series = self._cached(self.size_series, self.size, path, False)
         series.observe(size)
 
-    def end_root(self, node: Node, result: Any) -> None:
+    def end_root(self, node: RootNode, result: Any, path: PathTimes) -> None:
         """The common end of a root call (it returned; no hooks), in one Python frame.
 
         The wrappers call it instead of ``_Site.leave`` + ``finish_root``: same steps, same
         order (freeze and submit the tree, then the metrics), minus two frames and the error
-        and hook branches. The duration goes to the pending deque (``_profile_times``) as the
-        frozen node itself. Never raises, like ``leave``.
+        and hook branches. The duration goes to the root's ``path`` (``_profile_times``).
+        Never raises, like ``leave``.
         """
         end = _perf_ns()
         duration = end - node.start_perf_ns
-        node.duration_ns = duration
+        node.duration_ns = duration  # from now on, no child is appended
         tel = self.telemetry
+        stale = tel._generation != self.generation  # reconfigured, started, metric removed
         frozen: Any = None
         try:
             if node.children is NO_CHILDREN:  # a leaf root: freeze_tree's tuple, minus frames
@@ -250,39 +222,29 @@ class State:
             fields = (node.start_unix_nano, node.trace_id, frozen, tel.resource, unfinished)
             record = _new_record(ProfileRecord, fields)
             pipeline = self.pipeline
-            if pipeline is None or pipeline._closed or tel._generation != self.generation:
-                tel._submit(record)  # not started, closed, or this state is stale
+            if stale or pipeline is None or pipeline._closed:
+                tel._submit(record)  # not started, closed, captured, or this state is stale
             else:
                 for put in self.puts:
                     put(record)
         except Exception as exc:  # a failing submit never reaches the user's call
             tel._internal_error("profile", exc)
-        try:
-            if self.time is not None:
-                pending = self.pending
-                pending.append(frozen if frozen is not None else (node.name, duration))
-                if len(pending) >= DRAIN_AT:
-                    self.profiler._times.drain_later()
-            if self.size is not None:
-                self.observe_size(node.name, result)
-            if tel._generation != self.generation:  # reconfigured, started, metric removed
-                self.profiler._refresh()
-        except Exception as exc:  # telemetry never breaks the application
-            tel._internal_error("profiler", exc)
-
-    def end_child(self, node: Node) -> None:
-        """The common end of a child call (it returned; no hooks): its duration on the live
-        node (the root's freeze reads it there) and on the pending deque."""
-        duration = _perf_ns() - node.start_perf_ns
-        node.duration_ns = duration
         if self.time is not None:
-            pending = self.pending
-            pending.append((node.name, duration))
-            if len(pending) >= DRAIN_AT:
-                try:
-                    self.profiler._times.drain_later()
-                except Exception as exc:  # telemetry never breaks the application
-                    self.telemetry._internal_error("profiler", exc)
+            durations = path.durations
+            durations.append(duration)
+            times = self.profiler._times
+            if not path.listed:
+                times.add(path)
+            if len(durations) >= DRAIN_AT:
+                times.drain_soon(len(durations))
+        if self.size is not None or stale:
+            try:
+                if self.size is not None:
+                    self.observe_size(node.name, result)
+                if stale:
+                    self.profiler._refresh()
+            except Exception as exc:  # telemetry never breaks the application
+                tel._internal_error("profiler", exc)
 
     def _hook(self, name: str, hook: Callable[..., Any], *args: Any) -> None:
         try:

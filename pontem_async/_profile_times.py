@@ -1,116 +1,137 @@
 """Durations of profiled calls on their way into the ``time_profiler`` histogram.
 
-A profiled call that returns does not update the histogram itself: it appends its method path
-and duration to a deque (about a tenth of the cost: no bucket search, no metric lock), and the
-histogram catches up in batches, one lock per batch:
+A profiled call that returns does not update the histogram itself: it appends its duration to
+its method path's list (:class:`PathTimes`; no bucket search, no metric lock), and the
+histogram catches up in batches, each path's durations counted in one go (bucket indexes and
+sum computed in C, one lock):
 
 - before every read of the histogram (snapshot, periodic export, ``exposition()``, the final
-  export at shutdown: ``Metric._before_read``), so what is read is never behind the calls that
+  export at shutdown: ``Metric._before_read``), so a read is never behind the calls that
   returned before it;
-- on the pipeline's event loop, once :data:`DRAIN_AT` durations are waiting: like the records'
-  consumers, outside the profiled calls (between requests, on a busy loop; on its own thread in
-  a synchronous program);
-- by the caller itself once :data:`CAP` durations are waiting (a loop that no longer runs):
-  the deque stays bounded whatever happens.
+- once :data:`DRAIN_AT` durations are waiting on a path: on the pipeline's event loop when
+  the calls run on that loop's thread (like the records' consumers, between tasks rather than
+  inside one); by the calling thread itself otherwise (a synchronous program, a worker thread:
+  handing the batch to the loop's thread would only make the caller wait for the GIL);
+- by the caller, whatever its thread, once :data:`CAP` are waiting on a path (a loop that
+  does not get to run): what waits stays bounded.
 
-Calls that raised, or run with hooks, update the histogram directly (they are the rare path).
-An entry is ``(path, duration_ns)`` for a child, or the root's frozen node (path at index 0,
-duration at index 4): the root has that tuple anyway, so it costs nothing more.
+Calls that raised, or ran with hooks, update the histogram directly (they are the rare path).
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pontem_async.profiler import Profiler
 
-__all__ = ["CAP", "DRAIN_AT", "DrainAll", "PendingTimes", "attach"]
+__all__ = ["CAP", "DRAIN_AT", "DrainAll", "PathTimes", "PendingTimes", "attach"]
 
 DRAIN_AT = 256
-"""Waiting durations that make the pipeline's loop count them."""
-CAP = 65_536
-"""Waiting durations that make the caller count them at once."""
+"""Durations waiting on one path that make the profiler count its backlog."""
+CAP = 8_192
+"""Durations waiting on one path that make the caller count the backlog at once, even on the
+pipeline's loop thread (the loop does not get to run)."""
 _get_ident = threading.get_ident
 
 
-class PendingTimes:
-    """The deque of one profiler, and its draining; see the module docstring."""
+class PathTimes:
+    """One method path's returned calls, waiting to be counted: their durations in ns.
 
-    __slots__ = ("entries", "profiler", "scheduled")
+    A decorated function keeps one per method path it runs under (``_Site``), so a call
+    appends a bare int to a list it already holds: no tuple to make, no grouping to do later.
+    ``listed`` says the path is in its profiler's ``waiting`` deque.
+    """
+
+    __slots__ = ("durations", "listed", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.durations: list[int] = []
+        self.listed = False
+
+    def __repr__(self) -> str:
+        return f"<PathTimes {self.path!r} waiting={len(self.durations)}>"
+
+
+class PendingTimes:
+    """The paths of one profiler with durations waiting, and their draining; see the module
+    docstring.
+
+    Lock-free for the calls. A call appends its duration, then, if its path is not listed,
+    lists it; a drain unlists a path, then takes what its list holds (a slice copy and a slice
+    delete, each atomic, so what is appended meanwhile stays for the next drain). Either the
+    drain takes the duration or the call sees the path unlisted and lists it again: no
+    duration is left behind on an unlisted path. Drains are serialized by a lock (two at once
+    would take the same slice twice).
+    """
+
+    __slots__ = ("lock", "profiler", "scheduled", "waiting")
 
     def __init__(self, profiler: Profiler) -> None:
         self.profiler = profiler
-        self.entries: deque[tuple[Any, ...]] = deque()
+        self.waiting: deque[PathTimes] = deque()
+        self.lock = threading.Lock()
         self.scheduled = False
+
+    def add(self, times: PathTimes) -> None:
+        """List ``times`` (its first duration since the last drain)."""
+        times.listed = True
+        self.waiting.append(times)
 
     def drain(self) -> None:
         """Count every waiting duration in the current ``time_profiler`` histogram (or forget
-        them when time profiling was turned off meanwhile). Safe from any thread, and from
-        several at once: each entry is taken by one ``popleft``."""
-        popleft = self.entries.popleft
-        batch: list[tuple[Any, ...]] = []
-        take = batch.append
-        try:
-            for _ in range(len(self.entries)):  # not more: producers may go on appending
-                take(popleft())
-        except IndexError:  # another thread drained some meanwhile
-            pass
-        if not batch:
+        them when time profiling was turned off meanwhile). Each path's durations are counted
+        in one go (``HistogramSeries._observe_scaled``: sorted once, bucketed and summed in C)."""
+        taken: list[tuple[str, list[int]]] = []
+        with self.lock:
+            waiting = self.waiting
+            for _ in range(len(waiting)):  # not more: the calls may go on listing paths
+                times = waiting.popleft()
+                times.listed = False  # before the length: see the class docstring
+                durations = times.durations
+                count = len(durations)
+                if count:
+                    taken.append((times.path, durations[:count]))
+                    del durations[:count]
+        if not taken:
             return
         state = self.profiler._state
         if state.time is None:
             return
         try:
-            cells = state.time_ok
-            # bucket indexes first (creating a path's series takes the metric's lock)
-            updates = []
-            for entry in batch:
-                path = entry[0]
-                ms = (entry[1] if len(entry) == 2 else entry[4]) / 1e6
-                cell = cells.get(path)
-                if cell is None:
-                    cell = state.time_cell(path, False)
-                updates.append((cell, ms))
-            lock = state.time_lock
-            refused = []
-            with lock:
-                for (bounds, counts, series), ms in updates:
-                    if bounds is None:
-                        refused.append((series, ms))
-                        continue
-                    counts[bisect_left(bounds, ms)] += 1
-                    series._sum += ms
-            for series, ms in refused:  # over a cap: their observe() counts the drop
-                series.observe(ms)
+            for path, durations in taken:
+                state.time_series(path, False)._observe_scaled(durations, 1e6)  # ns -> ms
         except Exception as exc:  # telemetry never breaks the application
             state.telemetry._internal_error("profiler", exc)
 
-    def drain_later(self) -> None:
-        """Have the pipeline's loop drain soon (once per batch), or drain now when there is no
-        running loop to do it or the deque reached :data:`CAP`."""
-        if len(self.entries) >= CAP:
-            self.drain()
-            return
-        if self.scheduled:
-            return
-        pipeline = self.profiler.telemetry._pipeline
-        loop = pipeline.loop
-        if loop is None or not pipeline.running or loop.is_closed():
-            self.drain()
-            return
-        self.scheduled = True
+    def drain_soon(self, backlog: int) -> None:
+        """Called by a call that left ``backlog`` (>= :data:`DRAIN_AT`) durations on its path.
+        On the pipeline's loop thread, schedule a drain on the loop (once per batch: it runs
+        between tasks, not in the middle of one); elsewhere (a synchronous program, a thread),
+        or past :data:`CAP`, drain now: handing the work to the loop's thread would only make
+        the caller wait for the GIL while that thread does it. Never raises."""
         try:
-            if _get_ident() == pipeline._loop_thread:
-                loop.call_soon(self._scheduled_drain)
-            else:
-                loop.call_soon_threadsafe(self._scheduled_drain)
-        except RuntimeError:  # the loop closed meanwhile
+            pipeline = self.profiler.telemetry._pipeline
+            loop = pipeline.loop
+            if (
+                backlog >= CAP
+                or loop is None
+                or _get_ident() != pipeline._loop_thread
+                or not pipeline.running
+                or loop.is_closed()
+            ):
+                self.drain()
+                return
+            if self.scheduled:
+                return
+            self.scheduled = True
+            loop.call_soon(self._scheduled_drain)
+        except Exception as exc:  # telemetry never breaks the application
             self.scheduled = False
-            self.drain()
+            self.profiler.telemetry._internal_error("profiler", exc)
 
     def _scheduled_drain(self) -> None:
         self.scheduled = False

@@ -17,7 +17,10 @@ import pytest
 
 from pontem_async import Telemetry
 from pontem_async._calltree import (
+    ENDED_TREE,
     Node,
+    RootNode,
+    close_child,
     current_node,
     current_span_ids,
     finish_root,
@@ -348,22 +351,29 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
     assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
 
 
-def test_node_sets_every_callnode_slot(tel: Telemetry) -> None:
+def test_nodes_set_every_slot_and_the_freeze_derives_the_rest(tel: Telemetry) -> None:
+    """The profiler fills nodes on a bare ``object.__new__`` (no ``__init__`` frame): no slot
+    may be left unset, and the record's derived fields (parent span ids, wall starts) must
+    come out right."""
     node = open_root("m:f", {})
-    child = open_child(node, "g", {}, {})
-    for slot in (*CallNode.__slots__, *Node.__slots__):
+    child = open_child(node, "m:f.g", {})
+    grandchild = open_child(child, "m:f.g.h", {"k": 1})
+    for slot in (*Node.__slots__, *RootNode.__slots__):
         getattr(node, slot)  # raises AttributeError if left unset
+    for slot in Node.__slots__:
         getattr(child, slot)
-    assert (child.name, child.parent_span_id) == ("m:f.g", node.span_id)
-    assert child.trace_id == node.trace_id
-    assert child.start_unix_nano == node.anchor + child.start_perf_ns
+        getattr(grandchild, slot)
+    assert (child.name, grandchild.name) == ("m:f.g", "m:f.g.h")
+    assert child.trace_id == grandchild.trace_id == node.trace_id
+    assert (child.root, grandchild.root) == (node, node)
     assert node.start_unix_nano == node.anchor + node.start_perf_ns
-    assert isinstance(node, Node)
     assert node.children == [child]
-    assert child.children == []
+    assert child.children == [grandchild]
+    assert grandchild.children == []
     assert node.duration_ns is None
     assert HEX16.fullmatch(node.span_id)
     assert HEX32.fullmatch(node.trace_id)
+    close_child(grandchild, 3, None)
     with capture(tel) as cap:
         finish_root(node, node.start_perf_ns + 5, None, tel)
     (record,) = profiles(cap.records)
@@ -372,7 +382,18 @@ def test_node_sets_every_callnode_slot(tel: Telemetry) -> None:
         node.span_id,
         5,
     )
-    assert [c.span_id for c in record.root.children] == [child.span_id]
+    (g,) = record.root.children
+    (h,) = g.children
+    assert (g.span_id, g.parent_span_id) == (child.span_id, node.span_id)
+    assert (h.span_id, h.parent_span_id) == (grandchild.span_id, child.span_id)
+    assert g.start_unix_nano == node.anchor + child.start_perf_ns
+    assert h.start_unix_nano == node.anchor + grandchild.start_perf_ns
+    assert (h.duration_ns, h.attributes) == (3, {"k": 1})
+    assert g.attributes == {"unfinished": True}  # never closed
+    assert record.unfinished == 1
+    assert child.root is grandchild.root is ENDED_TREE  # no cycle back to the root
+    assert open_child(child, "m:f.g.late", {}).root is ENDED_TREE
+    assert child.children == [grandchild]  # the late call joined nothing
 
 
 def test_submitted_trees_are_left_alone_by_the_cyclic_gc(prof: Profiler, tel: Telemetry) -> None:
@@ -559,7 +580,7 @@ def test_a_failing_metric_update_still_closes_and_submits_the_tree(
     def broken(self: State, path: str, failed: bool) -> Any:
         raise RuntimeError("registry bug")
 
-    monkeypatch.setattr(State, "time_cell", broken)
+    monkeypatch.setattr(State, "time_series", broken)
 
     @prof.profile
     def child() -> int:

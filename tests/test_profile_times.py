@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pontem_async import Telemetry, _profile_times
+from pontem_async._profile_state import TIME_BUCKETS_MS
+from pontem_async._registry import MetricsRegistry
 from pontem_async.profiler import TIME_PROFILER, Profiler
 from pontem_async.records import HistogramValue
 from pontem_async.testing import MemoryHandler, capture
@@ -62,8 +64,14 @@ async def test_children_reach_the_histogram_while_their_root_still_runs() -> Non
     assert counts(tel) == {f"{MODULE}:main.job": 5, f"{MODULE}:main": 1}
 
 
+def waiting(prof: Profiler) -> int:
+    """Durations waiting to be counted (a path may be listed twice: count it once)."""
+    listed = {id(times): times for times in prof._times.waiting}
+    return sum(len(times.durations) for times in listed.values())
+
+
 @pytest.mark.asyncio
-async def test_the_pipeline_loop_counts_waiting_durations_without_a_read(
+async def test_the_pipeline_loop_counts_waiting_durations_between_tasks(
     memory: MemoryHandler,
 ) -> None:
     tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
@@ -76,25 +84,47 @@ async def test_the_pipeline_loop_counts_waiting_durations_without_a_read(
 
     for _ in range(_profile_times.DRAIN_AT + 10):
         await leaf()
-    waiting = len(prof._times.entries)
-    assert waiting >= _profile_times.DRAIN_AT  # the calls themselves left the counting
+    backlog = waiting(prof)
+    assert backlog == _profile_times.DRAIN_AT + 10  # the calls themselves left the counting
     await asyncio.sleep(0)  # one loop iteration: the drain scheduled by the calls runs
     await asyncio.sleep(0)
-    assert len(prof._times.entries) == 0
+    assert waiting(prof) == 0
     histogram = tel.metrics.get(TIME_PROFILER)
     assert histogram is not None
     # read the series without a snapshot (a snapshot would drain): the loop already counted
     (series,) = histogram._series.values()
-    assert sum(series._counts) == waiting
+    assert sum(series._counts) == backlog
     await tel.shutdown(timeout=5)
 
 
-def test_waiting_durations_stay_bounded_when_nothing_drains_them(
+@pytest.mark.asyncio
+async def test_a_task_that_never_yields_counts_its_backlog_itself_past_the_cap(
     monkeypatch: pytest.MonkeyPatch, memory: MemoryHandler
 ) -> None:
-    """The pipeline's loop is stuck (here: blocked on purpose): the callers count the backlog
-    themselves once it reaches the cap, and nothing is lost."""
+    """On the loop's thread the drain waits for the loop; a task that never lets it run must
+    not make the backlog grow without bound."""
     monkeypatch.setattr(_profile_times, "CAP", 1_000)
+    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
+    tel.start()
+    prof = Profiler(tel)
+
+    @prof.profile
+    async def leaf() -> None:
+        pass
+
+    most = 0
+    for _ in range(5_000):
+        await leaf()  # completes without suspending: the loop never runs meanwhile
+        most = max(most, waiting(prof))
+    assert 1_000 >= most > _profile_times.DRAIN_AT
+    assert counts(tel) == {f"{MODULE}:leaf": 5_000}
+    await tel.shutdown(timeout=5)
+
+
+def test_a_synchronous_caller_counts_its_batches_itself(memory: MemoryHandler) -> None:
+    """Off the loop's thread the caller drains each batch at once (handing it to the loop's
+    thread would only make it wait for the GIL); nothing waits longer than one batch, even
+    with the pipeline's loop stuck."""
     tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
     tel.start()
     prof = Profiler(tel)
@@ -114,10 +144,10 @@ def test_waiting_durations_stay_bounded_when_nothing_drains_them(
     try:
         for _ in range(5_000):
             leaf()
-            most = max(most, len(prof._times.entries))
+            most = max(most, waiting(prof))
     finally:
         release.set()
-    assert most <= 1_000
+    assert most <= _profile_times.DRAIN_AT
     assert counts(tel) == {f"{MODULE}:leaf": 5_001}
     tel.shutdown_sync(timeout=5)
 
@@ -195,3 +225,30 @@ def test_every_read_counts_exactly_the_calls_that_returned_before_it(
                 path = f"{MODULE}:root.child"
                 expected[path] = expected.get(path, 0) + len(fails)
         assert counts(tel) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    durations=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=10**11),
+            # the bucket bounds themselves, in ns, and their neighbours
+            st.sampled_from(TIME_BUCKETS_MS).flatmap(
+                lambda ms: st.integers(int(ms * 1e6) - 2, int(ms * 1e6) + 2)
+            ),
+        ),
+        max_size=300,
+    ),
+    bounds=st.sampled_from([TIME_BUCKETS_MS, (0.1, 0.3, 0.7), (1e-6, 3.3333333, 123.456)]),
+)
+def test_a_batch_lands_in_the_buckets_one_observe_each_would_choose(
+    durations: list[int], bounds: tuple[float, ...]
+) -> None:
+    registry = MetricsRegistry()
+    one_by_one = registry.histogram("a", buckets=bounds).labels()
+    batched = registry.histogram("b", buckets=bounds).labels()
+    for duration in durations:
+        one_by_one.observe(duration / 1e6)
+    batched._observe_scaled(list(durations), 1e6)
+    assert batched._counts == one_by_one._counts
+    assert batched._sum == pytest.approx(one_by_one._sum, rel=1e-12, abs=1e-9)

@@ -70,7 +70,6 @@ from pontem_async.telemetry import get_default
 
 if TYPE_CHECKING:
     from pontem_async._calltree import Node
-    from pontem_async.records import CallNode
     from pontem_async.telemetry import Telemetry
 
 __all__ = [
@@ -295,11 +294,11 @@ def _first_report(exc: BaseException) -> bool:
     return True
 
 
-def _calls(node: CallNode) -> list[dict[str, Any]]:
+def _calls(node: Node) -> list[dict[str, Any]]:
     """A call tree as ``{name, duration_ms, error, children}`` dicts (children iterated
     without recursion limits: trees can be deep)."""
     out: list[dict[str, Any]] = []
-    stack: list[tuple[CallNode, list[dict[str, Any]]]] = [(node, out)]
+    stack: list[tuple[Node, list[dict[str, Any]]]] = [(node, out)]
     while stack:
         current, into = stack.pop()
         children: list[dict[str, Any]] = []
