@@ -50,11 +50,13 @@ if TYPE_CHECKING:
     from pontem_async.telemetry import Telemetry
 
 __all__ = [
+    "ANCHOR_TTL_NS",
     "ENDED_TREE",
     "NO_CHILDREN",
     "Node",
     "RootNode",
     "add_first_child",
+    "anchor_at",
     "close_child",
     "current_node",
     "current_span_ids",
@@ -83,6 +85,26 @@ _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
 _new_node = object.__new__
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
+
+ANCHOR_TTL_NS = 1_000_000
+"""How long one reading of the wall clock anchors the roots that start after it (1 ms)."""
+_anchor: tuple[int, int] = (_time_ns() - _perf_ns(), _perf_ns())
+"""``(time_ns() - perf_counter_ns(), perf_counter_ns() when read)``: a root's wall start is
+``anchor + its perf_counter_ns()``, so a root reads one clock, not two, and the anchor is read
+again when it is over :data:`ANCHOR_TTL_NS` old. Within a millisecond the two clocks drift
+apart by at most NTP's slew (0.5 us), and a step of the wall clock shows within a millisecond.
+One tuple, replaced whole: threads read a consistent pair."""
+
+
+def anchor_at(perf: int) -> int:
+    """The anchor for a root starting at ``perf`` (refreshed when stale)."""
+    global _anchor
+    anchor, read_at = _anchor
+    if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
+        now = _perf_ns()
+        anchor = _time_ns() - now
+        _anchor = (anchor, now)
+    return anchor
 
 _span_ids: list[str] = []
 _trace_ids: list[str] = []
@@ -187,8 +209,9 @@ class Node:
 class RootNode(Node):
     """A root: a node that also anchors its tree on the wall clock.
 
-    ``anchor`` is ``time_ns() - perf_counter_ns()``, read once at the root: every node's wall
-    start is one addition, consistent with the monotonic durations of the same tree.
+    ``anchor`` is ``time_ns() - perf_counter_ns()`` (read at most once a millisecond, see
+    :data:`_anchor`): every node's wall start is one addition, consistent with the monotonic
+    durations of the same tree.
     """
 
     __slots__ = ("anchor", "start_unix_nano")
@@ -217,14 +240,16 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
         node.span_id = pop_span_id()
     except IndexError:
         node.span_id = new_span_id()
-    unix = _time_ns()
     perf = _perf_ns()
+    anchor, read_at = _anchor
+    if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
+        anchor = anchor_at(perf)
     node.name = name
     node.root = None
     node.attributes = attributes
     node.trace_id = trace_id
-    node.anchor = unix - perf
-    node.start_unix_nano = unix
+    node.anchor = anchor
+    node.start_unix_nano = anchor + perf
     node.start_perf_ns = perf
     node.duration_ns = None
     node.error = None

@@ -9,13 +9,14 @@ import contextvars
 import gc
 import re
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from pontem_async import Telemetry
+from pontem_async import Telemetry, _calltree
 from pontem_async._calltree import (
     ENDED_TREE,
     Node,
@@ -349,6 +350,26 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
         for p in r.points
     }
     assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
+
+
+def test_a_root_starts_on_the_wall_clock_even_after_the_clock_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Roots read the wall clock at most once a millisecond: their start stays within that of
+    time.time_ns(), and a stale anchor (the wall clock stepped an hour) is replaced at once."""
+    before = time.time_ns()
+    node = open_root("m:f", {})
+    after = time.time_ns()
+    assert before - 1_000_000 <= node.start_unix_nano <= after + 1_000_000
+    stepped = (_calltree._anchor[0] - 3_600 * 10**9, time.perf_counter_ns() - 2_000_000)
+    monkeypatch.setattr(_calltree, "_anchor", stepped)
+    node = open_root("m:f", {})
+    assert abs(node.start_unix_nano - time.time_ns()) < 1_000_000
+    monkeypatch.setattr(_calltree, "ANCHOR_TTL_NS", 60 * 10**9)  # (a slow machine's ms)
+    recent = (_calltree._anchor[0] - 3_600 * 10**9, time.perf_counter_ns())
+    monkeypatch.setattr(_calltree, "_anchor", recent)  # within its lifetime: kept as is
+    node = open_root("m:f", {})
+    assert node.anchor == recent[0]
 
 
 def test_nodes_set_every_slot_and_the_freeze_derives_the_rest(tel: Telemetry) -> None:
