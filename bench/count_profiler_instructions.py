@@ -123,11 +123,11 @@ def main() -> None:
         )
     print()
     print(
-        "| scenario   | library      | instructions per root call | per profiled call | "
+        "| scenario   | library           | instructions per root call | per profiled call | "
         "x pontem-async |"
     )
     print(
-        "|------------|--------------|---------------------------:|------------------:|"
+        "|------------|-------------------|---------------------------:|------------------:|"
         "---------------:|"
     )
     for scenario in scenarios:
@@ -141,7 +141,7 @@ def main() -> None:
             label = _label(k)
             calls = CALLS_PER_ROOT[scenario]
             print(
-                f"| {scenario:<10} | {label:<12} | {per_root[k]:>26,.0f} | "
+                f"| {scenario:<10} | {label:<17} | {per_root[k]:>26,.0f} | "
                 f"{per_root[k] / calls:>17,.0f} | {ratio:>14} |"
             )
 

@@ -1,11 +1,12 @@
 """The ``@profile`` wrappers: one per kind of callable, each as thin as it can be.
 
-A profiled call costs: one read of the profiler's state, one node (two clock reads, random ids),
-a ``ContextVar`` set and reset, an append to the parent, and at the end one histogram update from
-a per-path cache. Everything else (error details, response sizes, hooks, the root's record) only
-runs when it applies. Like the logger's level methods, each wrapper is a closure over what it
-needs. A call that returns with no hooks set ends in one more frame (``State.end_root`` or
-``end_child``); errors and hooks go through :meth:`_Site.leave`.
+A profiled call costs: one read of the profiler's state, one node (two clock reads, a random
+id), a ``ContextVar`` set and reset, an append to the parent, and at the end an append of its
+duration to its method path's list (``_profile_times`` counts those in batches). Everything else
+(error details, response sizes, hooks, the root's record) only runs when it applies. Like the
+logger's level methods, each wrapper is a closure over what it needs. A child that returns with
+no hooks set is opened and closed in the wrapper itself, a root ends in one more frame
+(``State.end_root``); errors and hooks go through :meth:`_Site.leave`.
 
 Callables handled, keeping ``functools.wraps`` metadata and what ``inspect`` says about them:
 

@@ -13,9 +13,11 @@
         async def load(cls, key): ...
 
 Each profiled call becomes a node of its root's call tree (see ``pontem_async._calltree``); when
-the root finishes, the tree is submitted as one ``ProfileRecord`` and every node's duration goes
-to the ``time_profiler`` histogram (``pontem_async._profile_state`` for the metrics). Settings
-come from the telemetry's ``profiler`` configuration section (``telemetry.profiler_settings``).
+the root finishes, the tree is submitted as one ``ProfileRecord``. Every call's duration goes to
+the ``time_profiler`` histogram when the call returns, counted in batches that every read of the
+histogram catches up on (``pontem_async._profile_times``; ``pontem_async._profile_state`` for
+the metrics). Settings come from the telemetry's ``profiler`` configuration section
+(``telemetry.profiler_settings``).
 
 phanos users keep their code: ``pa.profiler`` takes phanos' settings dict in
 :meth:`Profiler.dict_config`, has ``add_handler``/``delete_handler(s)``/``delete_metric(s)`` and
