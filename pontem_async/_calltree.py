@@ -56,7 +56,6 @@ __all__ = [
     "Node",
     "RootNode",
     "add_first_child",
-    "anchor_at",
     "close_child",
     "current_node",
     "current_span_ids",
@@ -96,15 +95,14 @@ apart by at most NTP's slew (0.5 us), and a step of the wall clock shows within 
 One tuple, replaced whole: threads read a consistent pair."""
 
 
-def anchor_at(perf: int) -> int:
-    """The anchor for a root starting at ``perf`` (refreshed when stale)."""
+def _refresh_anchor() -> int:
+    """Read the wall clock again (the anchor is stale): the new anchor."""
     global _anchor
-    anchor, read_at = _anchor
-    if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
-        now = _perf_ns()
-        anchor = _time_ns() - now
-        _anchor = (anchor, now)
+    now = _perf_ns()
+    anchor = _time_ns() - now
+    _anchor = (anchor, now)
     return anchor
+
 
 _span_ids: list[str] = []
 _trace_ids: list[str] = []
@@ -243,7 +241,7 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     perf = _perf_ns()
     anchor, read_at = _anchor
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
-        anchor = anchor_at(perf)
+        anchor = _refresh_anchor()
     node.name = name
     node.root = None
     node.attributes = attributes
@@ -259,7 +257,7 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
 
 def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
     """A node for a call ``name`` (its method path) made inside ``parent``, appended to its
-    children. (The coroutine and function wrappers inline this; generators call it.)
+    children. (The coroutine and function wrappers carry a copy of this code, inline.)
 
     A child started once its root has ended is not appended at all: it belongs to no tree
     (it is timed for the metrics all the same). One started while the root freezes its tree
@@ -307,9 +305,8 @@ def close_child(node: Node, duration_ns: int, error: dict[str, str] | None) -> N
 
 def finish_root(
     node: RootNode, end_perf_ns: int, error: dict[str, str] | None, telemetry: Telemetry
-) -> FrozenNode:
-    """Freeze the tree of root ``node`` and submit it as a ProfileRecord; return the frozen
-    tree.
+) -> None:
+    """Freeze the tree of root ``node`` and submit it as a ProfileRecord.
 
     A failing submit (``QueueFullError`` under ``overflow="raise"`` included) is counted and
     logged once, never raised: the user's call has already produced its result, which must not
@@ -327,7 +324,6 @@ def finish_root(
         )
     except Exception as exc:
         telemetry._internal_error("profile", exc)
-    return frozen
 
 
 def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
@@ -340,6 +336,9 @@ def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     points to :data:`ENDED_TREE` instead of its root: that breaks the reference cycles, and
     still tells a late child that its tree is frozen.
     """
+    # The root's tuple is built here, not by _freeze: _freeze then only ever sees Node objects,
+    # and CPython keeps its attribute accesses specialized (a RootNode among them costs every
+    # node of every tree, about 5 % of a root with three children).
     unfinished = [0]
     anchor = root.anchor
     span_id = root.span_id
@@ -371,7 +370,7 @@ def _freeze(
         attributes: dict[str, Any] | None = {**node.attributes, "unfinished": True}
     else:
         error = node.error  # read after the duration: see close_child
-        attributes = node.attributes or None
+        attributes = node.attributes or None  # any dict keeps a tuple tracked, even empty
     span_id = node.span_id
     children = node.children
     return (

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pontem_async._calltree import NO_CHILDREN, freeze_tree
-from pontem_async._profile_times import DRAIN_AT, attach
+from pontem_async._profile_times import attach
 from pontem_async.records import ProfileRecord
 
 if TYPE_CHECKING:
@@ -210,7 +210,6 @@ class State:
         node.duration_ns = duration  # from now on, no child is appended
         tel = self.telemetry
         stale = tel._generation != self.generation  # reconfigured, started, metric removed
-        frozen: Any = None
         try:
             if node.children is NO_CHILDREN:  # a leaf root: freeze_tree's tuple, minus frames
                 start = node.start_unix_nano
@@ -230,13 +229,7 @@ class State:
         except Exception as exc:  # a failing submit never reaches the user's call
             tel._internal_error("profile", exc)
         if self.time is not None:
-            durations = path.durations
-            durations.append(duration)
-            times = self.profiler._times
-            if not path.listed:
-                times.add(path)
-            if len(durations) >= DRAIN_AT:
-                times.drain_soon(len(durations))
+            self.profiler._times.record(path, duration)
         if self.size is not None or stale:
             try:
                 if self.size is not None:

@@ -76,10 +76,17 @@ class PendingTimes:
         self.lock = threading.Lock()
         self.scheduled = False
 
-    def add(self, times: PathTimes) -> None:
-        """List ``times`` (its first duration since the last drain)."""
-        times.listed = True
-        self.waiting.append(times)
+    def record(self, times: PathTimes, duration_ns: int) -> None:
+        """A returned call's duration on its path: appended first, then the path listed if it
+        is not (the order the class docstring relies on); past :data:`DRAIN_AT` waiting on the
+        path, the backlog is counted (:meth:`drain_soon`)."""
+        durations = times.durations
+        durations.append(duration_ns)
+        if not times.listed:
+            times.listed = True
+            self.waiting.append(times)
+        if len(durations) >= DRAIN_AT:
+            self.drain_soon(len(durations))
 
     def drain(self) -> None:
         """Count every waiting duration in the current ``time_profiler`` histogram (or forget

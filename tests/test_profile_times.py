@@ -64,6 +64,14 @@ async def test_children_reach_the_histogram_while_their_root_still_runs() -> Non
     assert counts(tel) == {f"{MODULE}:main.job": 5, f"{MODULE}:main": 1}
 
 
+def started(memory: MemoryHandler) -> tuple[Telemetry, Profiler]:
+    """A telemetry whose pipeline runs (on the running loop, or its own loop thread), and a
+    profiler on it."""
+    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
+    tel.start()
+    return tel, Profiler(tel)
+
+
 def waiting(prof: Profiler) -> int:
     """Durations waiting to be counted (a path may be listed twice: count it once)."""
     listed = {id(times): times for times in prof._times.waiting}
@@ -74,9 +82,7 @@ def waiting(prof: Profiler) -> int:
 async def test_the_pipeline_loop_counts_waiting_durations_between_tasks(
     memory: MemoryHandler,
 ) -> None:
-    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
-    tel.start()
-    prof = Profiler(tel)
+    tel, prof = started(memory)
 
     @prof.profile
     async def leaf() -> None:
@@ -104,9 +110,7 @@ async def test_a_task_that_never_yields_counts_its_backlog_itself_past_the_cap(
     """On the loop's thread the drain waits for the loop; a task that never lets it run must
     not make the backlog grow without bound."""
     monkeypatch.setattr(_profile_times, "CAP", 1_000)
-    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
-    tel.start()
-    prof = Profiler(tel)
+    tel, prof = started(memory)
 
     @prof.profile
     async def leaf() -> None:
@@ -125,9 +129,7 @@ def test_a_synchronous_caller_counts_its_batches_itself(memory: MemoryHandler) -
     """Off the loop's thread the caller drains each batch at once (handing it to the loop's
     thread would only make it wait for the GIL); nothing waits longer than one batch, even
     with the pipeline's loop stuck."""
-    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
-    tel.start()
-    prof = Profiler(tel)
+    tel, prof = started(memory)
 
     @prof.profile
     def leaf() -> None:
