@@ -9,13 +9,17 @@ The current node lives in a ``ContextVar``, so the tree follows the application'
   their calls attach to the node that spawned them; a plain thread starts empty and makes roots;
 - two concurrent roots never share anything: each task sees only its own node.
 
-When the root returns (or raises), the tree is frozen into plain tuples
-(:func:`freeze_tree`: the GC stops tracking those, see :func:`~pontem_async.records.freeze_node`)
-and submitted as one :class:`~pontem_async.records.ProfileRecord`. A child still running then
-(a task nobody awaited, a thread still working) is frozen as *unfinished*: its duration runs to
-the root's end and its attributes get ``unfinished: True``. The record is a copy, so from then
-on nothing touches it: the late child's own end, and any call it makes, only change the live
-nodes (and still feed the metrics).
+When the root returns (or raises), its tree becomes one
+:class:`~pontem_async.records.ProfileRecord`, frozen into plain tuples (:func:`freeze_tree`: the
+GC stops tracking those, see :func:`~pontem_async.records.freeze_node`). A root that returned
+with no hooks set is frozen off the application's path: the live root goes into the handlers'
+queues and the consumer that takes it makes the record (:func:`root_record`); the others are
+frozen by the caller (:func:`finish_root`). Either way the record shows the tree as it was at
+the root's end: a child still running then (a task nobody awaited, a thread still working), or
+that ended since, is frozen as *unfinished* (its duration runs to the root's end, its
+attributes get ``unfinished: True``), and a call started after the root's end is not in it.
+The record is a copy, so from then on nothing touches it: the late child's own end, and any
+call it makes, only change the live nodes (and still feed the metrics).
 
 Thread safety without a lock on the common path: children can be appended and closed from
 other threads while the root freezes its tree. A list append is atomic and the freeze reads
@@ -39,6 +43,7 @@ import inspect
 import os
 import threading
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +73,7 @@ __all__ = [
     "open_root",
     "owner_name",
     "pop_span_id",
+    "root_record",
     "tree_lock",
 ]
 
@@ -205,16 +211,20 @@ class Node:
 
 
 class RootNode(Node):
-    """A root: a node that also anchors its tree on the wall clock.
+    """A root: a node that also anchors its tree on the wall clock, and, once it returned,
+    stands in the handlers' queues for its record (:func:`root_record`).
 
     ``anchor`` is ``time_ns() - perf_counter_ns()`` (read at most once a millisecond, see
     :data:`_anchor`): every node's wall start is one addition, consistent with the monotonic
-    durations of the same tree.
+    durations of the same tree. ``resource`` is set when the root is handed over (the
+    telemetry's resource at its end); ``record`` by the first :func:`root_record`.
     """
 
-    __slots__ = ("anchor", "start_unix_nano")
+    __slots__ = ("anchor", "record", "resource", "start_unix_nano")
     anchor: int
     start_unix_nano: int
+    resource: Mapping[str, Any] | None
+    record: ProfileRecord
 
 
 ENDED_TREE = _new_node(Node)
@@ -326,10 +336,34 @@ def finish_root(
         telemetry._internal_error("profile", exc)
 
 
+def root_record(root: RootNode) -> ProfileRecord:
+    """The record of a root that returned, its tree frozen as it was when the root ended.
+
+    A root that returns without an error or hooks is not frozen by its caller: the live
+    :class:`RootNode` goes into the handlers' queues in its record's place, and the consumer
+    that takes it calls this (``_lane.Lane``), off the application's path. What a child did
+    after the root's end does not show: a child that ended later is frozen as unfinished, one
+    started later was never appended. The first call freezes, the others (one per handler
+    queue) return the same record.
+    """
+    try:
+        return root.record
+    except AttributeError:
+        pass
+    duration = root.duration_ns
+    assert duration is not None  # handed over only once it returned
+    frozen, unfinished = freeze_tree(root, root.start_perf_ns + duration)
+    record: ProfileRecord = _new_record(
+        ProfileRecord, (root.start_unix_nano, root.trace_id, frozen, root.resource, unfinished)
+    )
+    root.record = record
+    return record
+
+
 def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     """The tree of a finished ``root`` as a :data:`FrozenNode`, and how many of its nodes
-    were still running (frozen as unfinished: duration up to ``end_perf_ns``,
-    ``unfinished: True`` in a copy of their attributes).
+    were still running at ``end_perf_ns``, the root's end (frozen as unfinished: duration up
+    to ``end_perf_ns``, ``unfinished: True`` in a copy of their attributes).
 
     The live nodes keep their durations and children (a late child may still be writing to
     its own; the aiohttp integration reads the tree of a slow request), but each of them
@@ -363,9 +397,10 @@ def _freeze(
 ) -> FrozenNode:
     node.root = ENDED_TREE
     duration = node.duration_ns
-    if duration is None:  # still running: frozen as unfinished
+    start = node.start_perf_ns
+    if duration is None or start + duration > end_perf_ns:  # running when the root ended
         unfinished[0] += 1
-        duration = max(0, end_perf_ns - node.start_perf_ns)
+        duration = max(0, end_perf_ns - start)
         error = None
         attributes: dict[str, Any] | None = {**node.attributes, "unfinished": True}
     else:
@@ -377,7 +412,7 @@ def _freeze(
         node.name,
         span_id,
         parent_span_id,
-        anchor + node.start_perf_ns,
+        anchor + start,
         duration,
         error,
         attributes,

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pontem_async._calltree import RootNode, root_record
 from pontem_async.errors import QueueFullError
 from pontem_async.records import Record
 
@@ -317,8 +318,16 @@ class Lane:
                 item = popleft()
             except IndexError:
                 break
-            if type(item) is FlushMarker:
+            cls = type(item)
+            if cls is FlushMarker:
                 return batch, item
+            if cls is RootNode:  # a root handed over live: its record is made here
+                try:
+                    item = root_record(item)
+                except Exception as exc:  # never lose the consumer to one bad tree
+                    self._report_failure(exc, "profile record")
+                    self.count_drop("handler_error")
+                    continue
             batch.append(item)
         return batch, None
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import sys
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pontem_async._calltree import NO_CHILDREN, freeze_tree
+from pontem_async._calltree import NO_CHILDREN, root_record
 from pontem_async._profile_times import attach
-from pontem_async.records import ProfileRecord
 
 if TYPE_CHECKING:
     from pontem_async._calltree import RootNode
@@ -58,6 +57,14 @@ TIME_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**n) for n in range(3, 14))  # 64 B .. 64 MiB
 HOOK_NAMES = ("before_func", "after_func", "before_root_func", "after_root_func")
+LIVE_TREES = 256
+"""How many records a handler's queue may hold for a root's tree to join it live (unfrozen).
+
+A live tree is several objects the cyclic GC tracks (its nodes, its lists) until the consumer
+freezes it into tuples, which the GC stops visiting; a burst that keeps the consumer from
+running (code that never yields the loop, a thread that keeps the GIL) would have the GC visit
+every queued node, again and again. Past this many queued records, the caller freezes the tree
+itself. A root without children is one object either way, so it always joins live."""
 PROFILE_UNIT = ""
 """Declared without a unit on purpose: the exposition appends a unit to the family name
 (``time_profiler_ms``), and phanos' dashboards query ``time_profiler``. The descriptions say
@@ -65,7 +72,6 @@ the unit (milliseconds, bytes) instead."""
 _PROFILE_LABELS = frozenset({"method", "error_raised"})
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _perf_ns = _time.perf_counter_ns
-_new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
 
 BeforeHook = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], None]
 """phanos' ``before_func``/``before_root_func``: ``(func, args, kwargs)``."""
@@ -118,6 +124,7 @@ class State:
         "pipeline",
         "profiler",
         "puts",
+        "queue",
         "settings",
         "size",
         "size_series",
@@ -160,6 +167,8 @@ class State:
         direct = pipeline.running and telemetry._submit == pipeline.submit
         self.pipeline = pipeline if direct else None
         self.puts = pipeline._targets["profile"]
+        lanes = pipeline._routes["profile"]
+        self.queue: Sized = lanes[0].buf if lanes else ()  # the first handler's, for LIVE_TREES
         self.generation = telemetry._generation
 
     def _labels(self, path: str, failed: bool) -> dict[str, str]:
@@ -200,30 +209,29 @@ class State:
     def end_root(self, node: RootNode, result: Any, path: PathTimes) -> None:
         """The common end of a root call (it returned; no hooks), in one Python frame.
 
-        The wrappers call it instead of ``_Site.leave`` + ``finish_root``: same steps, same
-        order (freeze and submit the tree, then the metrics), minus two frames and the error
-        and hook branches. The duration goes to the root's ``path`` (``_profile_times``).
+        The wrappers call it instead of ``_Site.leave`` + ``finish_root``, minus two frames
+        and the error and hook branches. While the pipeline runs, the live root goes into the
+        handlers' queues as it is, and the consumer that takes it freezes its tree
+        (:func:`~pontem_async._calltree.root_record`): the caller's part of a root's end is a
+        duration and an append per handler. Otherwise (the pipeline not started or closed,
+        ``pa.testing.capture``, this state stale) the record is built here and goes through
+        ``telemetry._submit``. The duration goes to the root's ``path`` (``_profile_times``).
         Never raises, like ``leave``.
         """
-        end = _perf_ns()
-        duration = end - node.start_perf_ns
+        duration = _perf_ns() - node.start_perf_ns
         node.duration_ns = duration  # from now on, no child is appended
         tel = self.telemetry
         stale = tel._generation != self.generation  # reconfigured, started, metric removed
         try:
-            if node.children is NO_CHILDREN:  # a leaf root: freeze_tree's tuple, minus frames
-                start = node.start_unix_nano
-                attributes = node.attributes or None
-                frozen = (node.name, node.span_id, None, start, duration, None, attributes, ())
-                unfinished = 0
-            else:
-                frozen, unfinished = freeze_tree(node, end)
-            fields = (node.start_unix_nano, node.trace_id, frozen, tel.resource, unfinished)
-            record = _new_record(ProfileRecord, fields)
+            node.resource = tel.resource
             pipeline = self.pipeline
             if stale or pipeline is None or pipeline._closed:
-                tel._submit(record)  # not started, closed, captured, or this state is stale
+                tel._submit(root_record(node))  # not started, closed, captured, or stale
+            elif node.children is NO_CHILDREN or len(self.queue) < LIVE_TREES:
+                for put in self.puts:
+                    put(node)  # type: ignore[arg-type]  # the lanes take roots for records
             else:
+                record = root_record(node)
                 for put in self.puts:
                     put(record)
         except Exception as exc:  # a failing submit never reaches the user's call
