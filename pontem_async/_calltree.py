@@ -357,6 +357,7 @@ def root_record(root: RootNode) -> ProfileRecord:
         ProfileRecord, (root.start_unix_nano, root.trace_id, frozen, root.resource, unfinished)
     )
     root.record = record
+    root.children = NO_CHILDREN  # other queues may still hold the root: not its live nodes
     return record
 
 

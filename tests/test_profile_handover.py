@@ -22,6 +22,11 @@ def profiles(records: list[Record]) -> list[ProfileRecord]:
     return [r for r in records if isinstance(r, ProfileRecord)]
 
 
+def live_nodes() -> int:
+    """Call-tree nodes alive and tracked by the GC (RootNodes included)."""
+    return sum(1 for o in gc.get_objects() if isinstance(o, Node))
+
+
 def started(*handlers: MemoryHandler, **options: object) -> tuple[Telemetry, Profiler]:
     tel = Telemetry("svc", handlers=list(handlers), install_signal_handlers=False, **options)
     tel.start()
@@ -153,10 +158,10 @@ async def test_a_long_burst_queues_no_more_than_live_trees_unfrozen() -> None:
         await leaf()
 
     gc.collect()
-    live_before = sum(1 for o in gc.get_objects() if isinstance(o, Node))
+    live_before = live_nodes()
     for _ in range(3 * LIVE_TREES):
         await root()
-    live = sum(1 for o in gc.get_objects() if isinstance(o, Node)) - live_before
+    live = live_nodes() - live_before
     assert LIVE_TREES * 3 <= live <= (LIVE_TREES + 1) * 3  # each live tree: a root, 2 leaves
     assert tel.stats()["mem"]["queued"] == 3 * LIVE_TREES
     assert await tel.flush()
