@@ -216,15 +216,15 @@ class RootNode(Node):
 
     ``anchor`` is ``time_ns() - perf_counter_ns()`` (read at most once a millisecond, see
     :data:`_anchor`): every node's wall start is one addition, consistent with the monotonic
-    durations of the same tree. ``resource`` is set when the root is handed over (the
-    telemetry's resource at its end); ``record`` by the first :func:`root_record`.
+    durations of the same tree. ``resource`` (the telemetry's resource at the root's end) and
+    ``record`` (None until the first :func:`root_record`) are set when the root returns.
     """
 
     __slots__ = ("anchor", "record", "resource", "start_unix_nano")
     anchor: int
     start_unix_nano: int
     resource: Mapping[str, Any] | None
-    record: ProfileRecord
+    record: ProfileRecord | None
 
 
 ENDED_TREE = _new_node(Node)
@@ -346,18 +346,21 @@ def root_record(root: RootNode) -> ProfileRecord:
     started later was never appended. The first call freezes, the others (one per handler
     queue) return the same record.
     """
-    try:
+    if root.record is not None:
         return root.record
-    except AttributeError:
-        pass
     duration = root.duration_ns
     assert duration is not None  # handed over only once it returned
-    frozen, unfinished = freeze_tree(root, root.start_perf_ns + duration)
+    if root.children is NO_CHILDREN:  # a leaf (most roots): freeze_tree's tuple, directly
+        attributes = root.attributes or None
+        start = root.start_unix_nano
+        frozen = (root.name, root.span_id, None, start, duration, root.error, attributes, ())
+        unfinished = 0
+    else:
+        frozen, unfinished = freeze_tree(root, root.start_perf_ns + duration)
     record: ProfileRecord = _new_record(
         ProfileRecord, (root.start_unix_nano, root.trace_id, frozen, root.resource, unfinished)
     )
-    root.record = record
-    root.children = NO_CHILDREN  # other queues may still hold the root: not its live nodes
+    root.record = record  # the live tree stays as it is: the aiohttp integration reads it
     return record
 
 

@@ -57,14 +57,6 @@ TIME_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**n) for n in range(3, 14))  # 64 B .. 64 MiB
 HOOK_NAMES = ("before_func", "after_func", "before_root_func", "after_root_func")
-LIVE_TREES = 256
-"""How many records a handler's queue may hold for a root's tree to join it live (unfrozen).
-
-A live tree is several objects the cyclic GC tracks (its nodes, its lists) until the consumer
-freezes it into tuples, which the GC stops visiting; a burst that keeps the consumer from
-running (code that never yields the loop, a thread that keeps the GIL) would have the GC visit
-every queued node, again and again. Past this many queued records, the caller freezes the tree
-itself. A root without children is one object either way, so it always joins live."""
 PROFILE_UNIT = ""
 """Declared without a unit on purpose: the exposition appends a unit to the family name
 (``time_profiler_ms``), and phanos' dashboards query ``time_profiler``. The descriptions say
@@ -121,6 +113,7 @@ class State:
         "error_label",
         "generation",
         "hooked",
+        "live_trees",
         "pipeline",
         "profiler",
         "puts",
@@ -167,8 +160,15 @@ class State:
         direct = pipeline.running and telemetry._submit == pipeline.submit
         self.pipeline = pipeline if direct else None
         self.puts = pipeline._targets["profile"]
+        # A tree joins the queues live while the first of them holds less than a batch: the
+        # consumer takes a batch once ``batch_size`` records wait, so a live tree normally
+        # waits in no more than one batch. A live tree is several objects the cyclic GC visits
+        # (its nodes) where a frozen one is tuples it stops tracking: past a batch (the
+        # consumer is behind, a burst that never yields the loop) the caller freezes the tree.
+        # A root without children is one object either way: it always joins live.
         lanes = pipeline._routes["profile"]
-        self.queue: Sized = lanes[0].buf if lanes else ()  # the first handler's, for LIVE_TREES
+        self.queue: Sized = lanes[0].buf if lanes else ()
+        self.live_trees = pipeline.options.batch_size
         self.generation = telemetry._generation
 
     def _labels(self, path: str, failed: bool) -> dict[str, str]:
@@ -224,10 +224,11 @@ class State:
         stale = tel._generation != self.generation  # reconfigured, started, metric removed
         try:
             node.resource = tel.resource
+            node.record = None
             pipeline = self.pipeline
             if stale or pipeline is None or pipeline._closed:
                 tel._submit(root_record(node))  # not started, closed, captured, or stale
-            elif node.children is NO_CHILDREN or len(self.queue) < LIVE_TREES:
+            elif node.children is NO_CHILDREN or len(self.queue) < self.live_trees:
                 for put in self.puts:
                     put(node)  # type: ignore[arg-type]  # the lanes take roots for records
             else:

@@ -12,7 +12,6 @@ import pytest
 
 from pontem_async import Telemetry
 from pontem_async._calltree import Node
-from pontem_async._profile_state import LIVE_TREES
 from pontem_async.profiler import Profiler
 from pontem_async.records import ProfileRecord, Record
 from pontem_async.testing import MemoryHandler
@@ -142,11 +141,12 @@ def test_roots_of_a_synchronous_program_are_delivered_at_shutdown() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_long_burst_queues_no_more_than_live_trees_unfrozen() -> None:
+async def test_a_long_burst_queues_no_more_than_a_batch_of_live_trees() -> None:
     """Live trees are objects the cyclic GC keeps visiting: a burst that never lets the
-    consumer run must not queue more than ``LIVE_TREES`` of them; the rest wait frozen."""
+    consumer run must not queue more than a batch of them; the rest wait frozen."""
     memory = MemoryHandler(name="mem")
-    tel, prof = started(memory, queue_size=10 * LIVE_TREES)
+    live_trees = 100
+    tel, prof = started(memory, queue_size=10 * live_trees, batch_size=live_trees)
 
     @prof.profile
     async def leaf() -> None:
@@ -159,13 +159,13 @@ async def test_a_long_burst_queues_no_more_than_live_trees_unfrozen() -> None:
 
     gc.collect()
     live_before = live_nodes()
-    for _ in range(3 * LIVE_TREES):
+    for _ in range(3 * live_trees):
         await root()
     live = live_nodes() - live_before
-    assert LIVE_TREES * 3 <= live <= (LIVE_TREES + 1) * 3  # each live tree: a root, 2 leaves
-    assert tel.stats()["mem"]["queued"] == 3 * LIVE_TREES
+    assert live_trees * 3 <= live <= (live_trees + 1) * 3  # each live tree: a root, 2 leaves
+    assert tel.stats()["mem"]["queued"] == 3 * live_trees
     assert await tel.flush()
     records = profiles(memory.records)
-    assert len(records) == 3 * LIVE_TREES
+    assert len(records) == 3 * live_trees
     assert all(len(r.root.children) == 2 and r.unfinished == 0 for r in records)
     await tel.shutdown()
