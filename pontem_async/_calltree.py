@@ -324,22 +324,19 @@ def finish_root(
     """
     node.error = error
     node.duration_ns = end_perf_ns - node.start_perf_ns  # from now on, no child is appended
-    frozen, unfinished = freeze_tree(node, end_perf_ns)
+    node.resource = telemetry.resource
+    node.record = None
     try:
-        telemetry._submit(
-            _new_record(
-                ProfileRecord,
-                (node.start_unix_nano, node.trace_id, frozen, telemetry.resource, unfinished),
-            )
-        )
+        telemetry._submit(root_record(node))
     except Exception as exc:
         telemetry._internal_error("profile", exc)
 
 
 def root_record(root: RootNode) -> ProfileRecord:
-    """The record of a root that returned, its tree frozen as it was when the root ended.
+    """The record of a finished root, its tree frozen as it was when the root ended.
 
-    A root that returns without an error or hooks is not frozen by its caller: the live
+    :func:`finish_root` calls it on the caller; a root that returns without an error or
+    hooks is not frozen by its caller: the live
     :class:`RootNode` goes into the handlers' queues in its record's place, and the consumer
     that takes it calls this (``_lane.Lane``), off the application's path. What a child did
     after the root's end does not show: a child that ended later is frozen as unfinished, one
