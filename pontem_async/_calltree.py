@@ -68,12 +68,11 @@ __all__ = [
     "error_info",
     "finish_root",
     "freeze_tree",
-    "new_span_id",
     "open_child",
     "open_root",
     "owner_name",
-    "pop_span_id",
     "root_record",
+    "span_id_of",
     "tree_lock",
 ]
 
@@ -114,8 +113,10 @@ _span_ids: list[str] = []
 _trace_ids: list[str] = []
 """Random ids made in batches from 4 KiB of ``os.urandom``: popping one costs far less than
 formatting ``random.getrandbits(64)`` on each call. ``list.pop`` is atomic, so two threads never
-get the same id; a forked child empties both pools, so it never reuses its parent's ids."""
-pop_span_id = _span_ids.pop
+get the same id; a forked child empties both pools, so it never reuses its parent's ids. A root
+takes its trace id when it starts; span ids are taken at their first use (:func:`span_id_of`),
+mostly by the consumer that freezes the tree."""
+_pop_span_id = _span_ids.pop
 _pop_trace_id = _trace_ids.pop
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_span_ids.clear)
@@ -132,10 +133,28 @@ def _refill(pool: list[str], width: int) -> None:
     pool.extend(ids)
 
 
-def new_span_id() -> str:
-    """The slow path of taking an id: refill the pool first."""
-    _refill(_span_ids, 16)
-    return pop_span_id()
+def _take_span_id() -> str:
+    try:
+        return _pop_span_id()
+    except IndexError:
+        _refill(_span_ids, 16)
+        return _pop_span_id()
+
+
+def span_id_of(node: Node) -> str:
+    """``node``'s span id, made at its first use.
+
+    A call does not take a span id when it starts: most ids are only ever read when the tree
+    is frozen, by the consumer (:func:`freeze_tree`), so the application's thread never pays
+    for them. The first read that finds none (a log made inside the call, the freeze) makes
+    it, under the tree lock, so a log and a freeze that race on it agree on one id; once set
+    it never changes, so reading a set id needs no lock (``node.span_id or span_id_of(node)``).
+    """
+    with _lock:
+        span_id = node.span_id
+        if span_id is None:
+            span_id = node.span_id = _take_span_id()
+    return span_id
 
 
 class _NoChildren(list):  # type: ignore[type-arg]
@@ -187,14 +206,14 @@ class Node:
     def __init__(
         self,
         name: str,
-        span_id: str,
+        span_id: str | None,
         trace_id: str,
         root: RootNode | None,
         attributes: dict[str, Any],
         start_perf_ns: int,
     ) -> None:
         self.name = name
-        self.span_id = span_id
+        self.span_id: str | None = span_id
         self.trace_id = trace_id
         self.root: Node | None = root
         self.attributes = attributes
@@ -235,7 +254,8 @@ ENDED_TREE.root = None
 
 
 def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
-    """A new root node, in a new trace (128-bit trace id, 64-bit span id). Sets the slots
+    """A new root node, in a new trace (128-bit trace id; its 64-bit span id is made at its
+    first use, :func:`span_id_of`). Sets the slots
     itself on a bare ``object.__new__``: one Python frame less on every call
     (``test_nodes_set_every_slot`` checks roots and children)."""
     try:
@@ -244,15 +264,12 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
         _refill(_trace_ids, 32)
         trace_id = _pop_trace_id()
     node = _new_node(RootNode)
-    try:
-        node.span_id = pop_span_id()
-    except IndexError:
-        node.span_id = new_span_id()
     perf = _perf_ns()
     anchor, read_at = _anchor
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
         anchor = _refresh_anchor()
     node.name = name
+    node.span_id = None  # made at its first use: span_id_of
     node.root = None
     node.attributes = attributes
     node.trace_id = trace_id
@@ -273,14 +290,10 @@ def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
     (it is timed for the metrics all the same). One started while the root freezes its tree
     (from another thread) is in the copy, as unfinished, or not at all.
     """
-    try:
-        span_id = pop_span_id()
-    except IndexError:
-        span_id = new_span_id()
     node = _new_node(Node)
     node.root = root = parent.root or parent
     node.name = name
-    node.span_id = span_id
+    node.span_id = None  # made at its first use: span_id_of
     node.attributes = attributes
     node.trace_id = parent.trace_id
     node.start_perf_ns = _perf_ns()
@@ -350,7 +363,8 @@ def root_record(root: RootNode) -> ProfileRecord:
     if root.children is NO_CHILDREN:  # a leaf (most roots): freeze_tree's tuple, directly
         attributes = root.attributes or None
         start = root.start_unix_nano
-        frozen = (root.name, root.span_id, None, start, duration, root.error, attributes, ())
+        span_id = root.span_id or span_id_of(root)
+        frozen = (root.name, span_id, None, start, duration, root.error, attributes, ())
         unfinished = 0
     else:
         frozen, unfinished = freeze_tree(root, root.start_perf_ns + duration)
@@ -370,26 +384,32 @@ def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     its own; the aiohttp integration reads the tree of a slow request), but each of them
     points to :data:`ENDED_TREE` instead of its root: that breaks the reference cycles, and
     still tells a late child that its tree is frozen.
+
+    Nodes get their span ids here when nothing read them before (:func:`span_id_of`): the
+    walk holds the tree lock, which a concurrent log's first read of an id waits for.
     """
     # The root's tuple is built here, not by _freeze: _freeze then only ever sees Node objects,
     # and CPython keeps its attribute accesses specialized (a RootNode among them costs every
     # node of every tree, about 5 % of a root with three children).
     unfinished = [0]
     anchor = root.anchor
-    span_id = root.span_id
     children = root.children
-    frozen = (
-        root.name,
-        span_id,
-        None,
-        root.start_unix_nano,
-        root.duration_ns,
-        root.error,
-        root.attributes or None,  # any dict keeps a tuple tracked, even an empty one
-        tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in children])
-        if children
-        else (),
-    )
+    with _lock:  # span ids: see span_id_of
+        span_id = root.span_id
+        if span_id is None:
+            span_id = root.span_id = _take_span_id()
+        frozen = (
+            root.name,
+            span_id,
+            None,
+            root.start_unix_nano,
+            root.duration_ns,
+            root.error,
+            root.attributes or None,  # any dict keeps a tuple tracked, even an empty one
+            tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in children])
+            if children
+            else (),
+        )
     return frozen, unfinished[0]
 
 
@@ -408,6 +428,8 @@ def _freeze(
         error = node.error  # read after the duration: see close_child
         attributes = node.attributes or None  # any dict keeps a tuple tracked, even empty
     span_id = node.span_id
+    if span_id is None:  # under the lock freeze_tree holds
+        span_id = node.span_id = _take_span_id()
     children = node.children
     return (
         node.name,
@@ -468,4 +490,4 @@ def current_span_ids() -> tuple[str, str] | None:
     node = _current.get()
     if node is None:
         return None
-    return node.trace_id, node.span_id
+    return node.trace_id, node.span_id or span_id_of(node)

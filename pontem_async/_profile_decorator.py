@@ -1,8 +1,10 @@
 """The ``@profile`` wrappers: one per kind of callable, each as thin as it can be.
 
-A profiled call costs: one read of the profiler's state, one node (two clock reads, a random
-id), a ``ContextVar`` set and reset, an append to the parent, and at the end an append of its
-duration to its method path's list (``_profile_times`` counts those in batches). Everything else
+A profiled call costs: one read of the profiler's state, one node (two clock reads; a root also
+takes a trace id, and span ids are made later, at their first use:
+:func:`~pontem_async._calltree.span_id_of`), a ``ContextVar`` set and reset, an append to the
+parent, and at the end an append of its duration to its method path's list (``_profile_times``
+counts those in batches; the wrappers append inline). Everything else
 (error details, response sizes, hooks, the root's record) only runs when it applies. Like the
 logger's level methods, each wrapper is a closure over what it needs. A child is opened, and
 when it returns with no hooks set closed, in the wrapper itself; a root ends in one more frame
@@ -40,13 +42,11 @@ from pontem_async._calltree import (
     current_var,
     error_info,
     finish_root,
-    new_span_id,
     open_child,
     open_root,
     owner_name,
-    pop_span_id,
 )
-from pontem_async._profile_times import PathTimes
+from pontem_async._profile_times import DRAIN_AT, PathTimes
 
 if TYPE_CHECKING:
     from pontem_async._profile_state import State
@@ -176,6 +176,7 @@ class _Site:
 def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
     profiler, leave, attributes = site.profiler, site.leave, site.attributes
     paths, child_times, times = site.paths, site.child_times, site.profiler._times
+    waiting = times.waiting.append
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -190,14 +191,10 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             node: Node = open_root(path.path, attributes)
         else:  # open_child, inline (one frame less per child; keep the copies equal)
             path = paths.get(parent.name) or child_times(parent)
-            try:
-                span_id = pop_span_id()
-            except IndexError:
-                span_id = new_span_id()
             node = _new_node(Node)
             node.root = root = parent.root or parent
             node.name = path.path
-            node.span_id = span_id
+            node.span_id = None  # made at its first use: span_id_of
             node.attributes = attributes
             node.trace_id = parent.trace_id
             node.start_perf_ns = _perf_ns()
@@ -231,8 +228,14 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:  # a child's end: the duration on the node (for the freeze) and on its path
             duration = _perf_ns() - node.start_perf_ns
             node.duration_ns = duration
-            if st.time is not None:
-                times.record(path, duration)
+            if st.time is not None:  # PendingTimes (see there), inline: keep the copies equal
+                durations = path.durations
+                durations.append(duration)
+                if not path.listed:
+                    path.listed = True
+                    waiting(path)
+                if len(durations) >= DRAIN_AT:
+                    times.drain_soon(len(durations))
         return result
 
     return wrapper
@@ -241,6 +244,7 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
 def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
     profiler, leave, attributes = site.profiler, site.leave, site.attributes
     paths, child_times, times = site.paths, site.child_times, site.profiler._times
+    waiting = times.waiting.append
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -255,14 +259,10 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             node: Node = open_root(path.path, attributes)
         else:  # open_child, inline (one frame less per child; keep the copies equal)
             path = paths.get(parent.name) or child_times(parent)
-            try:
-                span_id = pop_span_id()
-            except IndexError:
-                span_id = new_span_id()
             node = _new_node(Node)
             node.root = root = parent.root or parent
             node.name = path.path
-            node.span_id = span_id
+            node.span_id = None  # made at its first use: span_id_of
             node.attributes = attributes
             node.trace_id = parent.trace_id
             node.start_perf_ns = _perf_ns()
@@ -290,8 +290,14 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:  # a child's end: the duration on the node (for the freeze) and on its path
             duration = _perf_ns() - node.start_perf_ns
             node.duration_ns = duration
-            if st.time is not None:
-                times.record(path, duration)
+            if st.time is not None:  # PendingTimes (see there), inline: keep the copies equal
+                durations = path.durations
+                durations.append(duration)
+                if not path.listed:
+                    path.listed = True
+                    waiting(path)
+                if len(durations) >= DRAIN_AT:
+                    times.drain_soon(len(durations))
         return result
 
     return wrapper

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pontem_async._calltree import NO_CHILDREN, root_record
-from pontem_async._profile_times import attach
+from pontem_async._profile_times import DRAIN_AT, attach
 
 if TYPE_CHECKING:
     from pontem_async._calltree import RootNode
@@ -125,6 +125,7 @@ class State:
         "time",
         "time_err",
         "time_ok",
+        "waiting",
     )
 
     def __init__(
@@ -170,6 +171,7 @@ class State:
         self.queue: Sized = lanes[0].buf if lanes else ()
         self.live_trees = pipeline.options.batch_size
         self.generation = telemetry._generation
+        self.waiting = profiler._times.waiting.append
 
     def _labels(self, path: str, failed: bool) -> dict[str, str]:
         if self.error_label:
@@ -237,8 +239,14 @@ class State:
                     put(record)
         except Exception as exc:  # a failing submit never reaches the user's call
             tel._internal_error("profile", exc)
-        if self.time is not None:
-            self.profiler._times.record(path, duration)
+        if self.time is not None:  # PendingTimes (see there), inline: keep the copies equal
+            durations = path.durations
+            durations.append(duration)
+            if not path.listed:
+                path.listed = True
+                self.waiting(path)
+            if len(durations) >= DRAIN_AT:
+                self.profiler._times.drain_soon(len(durations))
         if self.size is not None or stale:
             try:
                 if self.size is not None:

@@ -66,6 +66,18 @@ class PendingTimes:
     drain takes the duration or the call sees the path unlisted and lists it again: no
     duration is left behind on an unlisted path. Drains are serialized by a lock (two at once
     would take the same slice twice).
+
+    The calls' side has no method here: it is six lines the wrappers
+    (``_profile_decorator``) and ``State.end_root`` carry inline, a Python frame less on every
+    profiled call (about 3 % of a root with three children)::
+
+        durations = path.durations
+        durations.append(duration_ns)       # first the duration,
+        if not path.listed:                 # then the listing (see above)
+            path.listed = True
+            pending.waiting.append(path)
+        if len(durations) >= DRAIN_AT:      # count the backlog
+            pending.drain_soon(len(durations))
     """
 
     __slots__ = ("lock", "profiler", "scheduled", "waiting")
@@ -75,18 +87,6 @@ class PendingTimes:
         self.waiting: deque[PathTimes] = deque()
         self.lock = threading.Lock()
         self.scheduled = False
-
-    def record(self, times: PathTimes, duration_ns: int) -> None:
-        """A returned call's duration on its path: appended first, then the path listed if it
-        is not (the order the class docstring relies on); past :data:`DRAIN_AT` waiting on the
-        path, the backlog is counted (:meth:`drain_soon`)."""
-        durations = times.durations
-        durations.append(duration_ns)
-        if not times.listed:
-            times.listed = True
-            self.waiting.append(times)
-        if len(durations) >= DRAIN_AT:
-            self.drain_soon(len(durations))
 
     def drain(self) -> None:
         """Count every waiting duration in the current ``time_profiler`` histogram (or forget

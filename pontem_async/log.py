@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pontem_async._calltree import current_node as _current_node
+from pontem_async._calltree import span_id_of as _span_id_of
 from pontem_async.context import _context
 from pontem_async.errors import QueueFullError
 from pontem_async.fingerprint import exception_fingerprint, exception_type_name, format_stacktrace
@@ -84,7 +85,7 @@ class Logger:
             self.name,
             self._telemetry.resource,
             None if node is None else node.trace_id,
-            None if node is None else node.span_id,
+            None if node is None else node.span_id or _span_id_of(node),
         )
 
     def log(self, level: Level | int, msg: str, /, **attributes: Any) -> None:
@@ -197,7 +198,7 @@ def _level_method(severity: int, name: str) -> Callable[..., None]:
                         self.name,
                         tel.resource,
                         None if node is None else node.trace_id,
-                        None if node is None else node.span_id,
+                        None if node is None else node.span_id or _span_id_of(node),
                     ),
                 )
             )

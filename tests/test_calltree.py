@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import gc
 import re
+import sys
 import threading
 import time
 import tracemalloc
@@ -352,6 +353,50 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
     assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
 
 
+def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(
+    tel: Telemetry, prof: Profiler
+) -> None:
+    """A span id is made at its first read (a log inside the call, or the freeze): 8 threads
+    read their own call's id, for the first time, while their root's tree is being frozen;
+    each keeps reading one id, and it is the id the record carries."""
+    started = threading.Barrier(9)
+    stop = threading.Event()
+    seen: list[set[str]] = []
+    threads: list[threading.Thread] = []
+
+    @prof.profile
+    def child() -> None:
+        ids: set[str] = set()
+        seen.append(ids)
+        started.wait()
+        while not stop.is_set():
+            ids.add(current_span_ids()[1])  # type: ignore[index]
+            time.sleep(0)
+
+    @prof.profile
+    def root() -> None:
+        ctx = contextvars.copy_context()
+        for _ in range(8):
+            threads.append(threading.Thread(target=ctx.copy().run, args=(child,)))
+            threads[-1].start()
+        started.wait()  # the threads make their first reads as the root ends
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the threads with the freeze as much as possible
+    try:
+        with capture(tel) as cap:
+            root()
+            stop.set()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    (record,) = profiles(cap.records)
+    assert record.unfinished == 8
+    assert all(len(ids) == 1 for ids in seen)
+    assert {ids.pop() for ids in seen} == {c.span_id for c in record.root.children}
+
+
 def test_a_root_starts_on_the_wall_clock_even_after_the_clock_steps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -393,7 +438,7 @@ def test_nodes_set_every_slot_and_the_freeze_derives_the_rest(tel: Telemetry) ->
     assert child.children == [grandchild]
     assert grandchild.children == []
     assert node.duration_ns is None
-    assert HEX16.fullmatch(node.span_id)
+    assert (node.span_id, child.span_id, grandchild.span_id) == (None, None, None)  # lazy
     assert HEX32.fullmatch(node.trace_id)
     close_child(grandchild, 3, None)
     with capture(tel) as cap:
@@ -407,6 +452,9 @@ def test_nodes_set_every_slot_and_the_freeze_derives_the_rest(tel: Telemetry) ->
     )
     (g,) = record.root.children
     (h,) = g.children
+    ids = {node.span_id, child.span_id, grandchild.span_id}  # made by the freeze
+    assert len(ids) == 3
+    assert all(HEX16.fullmatch(i or "") for i in ids)
     assert (g.span_id, g.parent_span_id) == (child.span_id, node.span_id)
     assert (h.span_id, h.parent_span_id) == (grandchild.span_id, child.span_id)
     assert g.start_unix_nano == node.anchor + child.start_perf_ns
