@@ -218,8 +218,13 @@ class Lane:
     def _wake_now(self) -> None:
         self.wake_scheduled = False
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            # Woken: the consumer runs at the loop's next turn and looks at the queue then.
+            # Until it does, the next puts have no one to wake (a burst on the loop's thread
+            # would otherwise call wake() once per record).
+            self.waiter = None
 
     # ------------------------------------------------------------------ accounting
 

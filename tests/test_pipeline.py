@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from pontem_async import PipelineOptions, QueueFullError, Telemetry
+from pontem_async._lane import Lane
 from pontem_async.errors import ConfigError
 from pontem_async.handlers.base import Handler
 from pontem_async.records import Record
@@ -247,6 +248,38 @@ async def test_a_partial_batch_is_delivered_after_flush_interval_without_flush()
             break
         await asyncio.sleep(0.01)
     assert ids(memory) == [1]
+    await tel.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_a_burst_on_the_loop_wakes_the_consumer_once_and_every_record_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of records made on the loop's thread without yielding wakes the sleeping
+    consumer once, not once per record (each wake was two calls on the application's path),
+    and the consumer, run at the loop's next turn, still gets every record of the burst and of
+    the bursts after it, with no flush."""
+    woken: list[int] = []
+    wake_now = Lane._wake_now
+
+    def counted(lane: Lane) -> None:
+        woken.append(len(lane.buf))
+        wake_now(lane)
+
+    monkeypatch.setattr(Lane, "_wake_now", counted)
+    memory = MemoryHandler(name="memory")
+    tel = make([memory], batch_size=1000, flush_interval=0.05)
+    tel.start()
+    await asyncio.sleep(0.01)  # the consumer is asleep, waiting for a first record
+    for burst in range(3):
+        for i in range(200):
+            tel.logger.info("x", i=burst * 200 + i)
+        for _ in range(400):
+            if len(memory.records) == (burst + 1) * 200:
+                break
+            await asyncio.sleep(0.01)
+        assert ids(memory) == list(range((burst + 1) * 200))
+    assert woken == [1, 1, 1]  # each burst: its first record wakes the consumer, no other
     await tel.shutdown()
 
 
