@@ -133,12 +133,10 @@ def _refill(pool: list[str], width: int) -> None:
     pool.extend(ids)
 
 
-def _take_span_id() -> str:
-    try:
-        return _pop_span_id()
-    except IndexError:
-        _refill(_span_ids, 16)
-        return _pop_span_id()
+def _new_span_id() -> str:
+    """The slow path of taking a span id: refill the pool first."""
+    _refill(_span_ids, 16)
+    return _pop_span_id()
 
 
 def span_id_of(node: Node) -> str:
@@ -153,7 +151,11 @@ def span_id_of(node: Node) -> str:
     with _lock:
         span_id = node.span_id
         if span_id is None:
-            span_id = node.span_id = _take_span_id()
+            try:
+                span_id = _pop_span_id()
+            except IndexError:
+                span_id = _new_span_id()
+            node.span_id = span_id
     return span_id
 
 
@@ -397,7 +399,11 @@ def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     with _lock:  # span ids: see span_id_of
         span_id = root.span_id
         if span_id is None:
-            span_id = root.span_id = _take_span_id()
+            try:
+                span_id = _pop_span_id()
+            except IndexError:
+                span_id = _new_span_id()
+            root.span_id = span_id
         frozen = (
             root.name,
             span_id,
@@ -429,7 +435,11 @@ def _freeze(
         attributes = node.attributes or None  # any dict keeps a tuple tracked, even empty
     span_id = node.span_id
     if span_id is None:  # under the lock freeze_tree holds
-        span_id = node.span_id = _take_span_id()
+        try:
+            span_id = _pop_span_id()
+        except IndexError:
+            span_id = _new_span_id()
+        node.span_id = span_id
     children = node.children
     return (
         node.name,
