@@ -369,8 +369,10 @@ def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(
         ids: set[str] = set()
         seen.append(ids)
         started.wait()
-        while not stop.is_set():
+        while True:  # read at least once, until the root has ended and the test says stop
             ids.add(current_span_ids()[1])  # type: ignore[index]
+            if stop.is_set():
+                break
             time.sleep(0)
 
     @prof.profile
@@ -393,7 +395,7 @@ def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(
         sys.setswitchinterval(interval)
     (record,) = profiles(cap.records)
     assert record.unfinished == 8
-    assert all(len(ids) == 1 for ids in seen)
+    assert [len(ids) for ids in seen] == [1] * 8
     assert {ids.pop() for ids in seen} == {c.span_id for c in record.root.children}
 
 
