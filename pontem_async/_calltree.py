@@ -84,7 +84,10 @@ current_node = _current.get
 
 _lock = threading.Lock()
 tree_lock = _lock
-"""Held while a parent gets its first child (the swap of the shared empty list)."""
+"""Held while a parent gets its first child (the swap of the shared empty list), while a span
+id is made (:func:`span_id_of`) and while a tree freezes."""
+_acquire = _lock.acquire  # called, not ``with _lock``: half the cost (no bound __enter__/__exit__)
+_release = _lock.release
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
 _new_node = object.__new__
 _time_ns = time.time_ns
@@ -148,7 +151,8 @@ def span_id_of(node: Node) -> str:
     it, under the tree lock, so a log and a freeze that race on it agree on one id; once set
     it never changes, so reading a set id needs no lock (``node.span_id or span_id_of(node)``).
     """
-    with _lock:
+    _acquire()
+    try:
         span_id = node.span_id
         if span_id is None:
             try:
@@ -156,6 +160,8 @@ def span_id_of(node: Node) -> str:
             except IndexError:
                 span_id = _new_span_id()
             node.span_id = span_id
+    finally:
+        _release()
     return span_id
 
 
@@ -314,11 +320,14 @@ def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
 def add_first_child(parent: Node, node: Node) -> None:
     """Give ``parent`` a children list of its own, holding ``node`` (or append to the one
     another thread just gave it)."""
-    with _lock:
+    _acquire()
+    try:
         if parent.children is NO_CHILDREN:
             parent.children = [node]
         else:
             parent.children.append(node)
+    finally:
+        _release()
 
 
 def close_child(node: Node, duration_ns: int, error: dict[str, str] | None) -> None:
