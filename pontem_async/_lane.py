@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pontem_async._calltree import RootNode, root_record
+from pontem_async._calltree import root_record
 from pontem_async.errors import QueueFullError
 from pontem_async.records import Record
 
@@ -326,7 +326,7 @@ class Lane:
             cls = type(item)
             if cls is FlushMarker:
                 return batch, item
-            if cls is RootNode:  # a root handed over live: its record is made here
+            if cls is list:  # a root handed over live (a RootNode): its record is made here
                 try:
                     item = root_record(item)
                 except Exception as exc:  # never lose the consumer to one bad tree

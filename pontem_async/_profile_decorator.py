@@ -34,7 +34,13 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from pontem_async._calltree import (
+    CHILDREN,
+    DURATION,
+    NAME,
     NO_CHILDREN,
+    ROOT,
+    START,
+    TRACE_ID,
     Node,
     add_first_child,
     close_child,
@@ -55,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["PATHS_PER_SITE", "check_options", "profile_callable"]
 
 _perf_ns = time.perf_counter_ns
-_new_node = object.__new__
 _get = current_var.get
 _set = current_var.set
 _reset = current_var.reset
@@ -110,11 +115,12 @@ class _Site:
 
     def child_times(self, parent: Node) -> PathTimes:
         """The path of a call made inside ``parent`` (first call from there: the slow path)."""
-        times = self.paths.get(parent.name)
+        parent_path = parent[NAME]
+        times = self.paths.get(parent_path)
         if times is None:
-            times = PathTimes(f"{parent.name}.{self.segment}")
+            times = PathTimes(f"{parent_path}.{self.segment}")
             if len(self.paths) < PATHS_PER_SITE:
-                self.paths[parent.name] = times
+                self.paths[parent_path] = times
         return times
 
     def enter(self, st: State, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
@@ -142,23 +148,23 @@ class _Site:
         metric or hook can never leave a node open or a tree unsubmitted.
         """
         end = _perf_ns()
-        duration = end - node.start_perf_ns
+        duration = end - node[START]
         tel = st.telemetry
         err = None if error is None else error_info(error, tel.service_name)
-        root = node.root is None
+        root = node[ROOT] is None
         if root:
-            finish_root(node, end, err, tel)  # type: ignore[arg-type]  # open_root made it
+            finish_root(node, end, err, tel)
         else:
             close_child(node, duration, err)
         try:
             if st.time is not None:
-                st.observe_time(node.name, error is not None, duration)
+                st.observe_time(node[NAME], error is not None, duration)
             if st.hooked:
                 st.after(root, result, args, kwargs)
             if not root:
                 return
             if st.size is not None and error is None:
-                st.observe_size(node.name, result)
+                st.observe_size(node[NAME], result)
             if tel._generation != st.generation:  # reconfigured, started, metric removed
                 self.profiler._refresh()
         except Exception as exc:  # telemetry never breaks the application
@@ -190,19 +196,15 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             path = site._root_times or site.root_times
             node: Node = open_root(path.path, attributes)
         else:  # open_child, inline (one frame less per child; keep the copies equal)
-            path = paths.get(parent.name) or child_times(parent)
-            node = _new_node(Node)
-            node.root = root = parent.root or parent
-            node.name = path.path
-            node.span_id = None  # made at its first use: span_id_of
-            node.attributes = attributes
-            node.trace_id = parent.trace_id
-            node.start_perf_ns = _perf_ns()
-            node.duration_ns = None
-            node.error = None
-            node.children = NO_CHILDREN
-            if root.duration_ns is None:  # the tree is not frozen yet
-                children = parent.children
+            path = paths.get(parent[NAME]) or child_times(parent)
+            root = parent[ROOT] or parent
+            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN
+            node = [
+                path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes,
+                NO_CHILDREN,
+            ]  # fmt: skip
+            if root[DURATION] is None:  # the tree is not frozen yet
+                children = parent[CHILDREN]
                 if children is NO_CHILDREN:
                     add_first_child(parent, node)
                 else:
@@ -224,10 +226,10 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             leave(st, node, result, None, args, kwargs)
         elif parent is None:
-            st.end_root(node, result, path)  # type: ignore[arg-type]  # open_root made it
+            st.end_root(node, result, path)
         else:  # a child's end: the duration on the node (for the freeze) and on its path
-            duration = _perf_ns() - node.start_perf_ns
-            node.duration_ns = duration
+            duration = _perf_ns() - node[START]
+            node[DURATION] = duration
             if st.time is not None:  # PendingTimes (see there), inline: keep the copies equal
                 durations = path.durations
                 durations.append(duration)
@@ -258,19 +260,15 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             path = site._root_times or site.root_times
             node: Node = open_root(path.path, attributes)
         else:  # open_child, inline (one frame less per child; keep the copies equal)
-            path = paths.get(parent.name) or child_times(parent)
-            node = _new_node(Node)
-            node.root = root = parent.root or parent
-            node.name = path.path
-            node.span_id = None  # made at its first use: span_id_of
-            node.attributes = attributes
-            node.trace_id = parent.trace_id
-            node.start_perf_ns = _perf_ns()
-            node.duration_ns = None
-            node.error = None
-            node.children = NO_CHILDREN
-            if root.duration_ns is None:  # the tree is not frozen yet
-                children = parent.children
+            path = paths.get(parent[NAME]) or child_times(parent)
+            root = parent[ROOT] or parent
+            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN
+            node = [
+                path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes,
+                NO_CHILDREN,
+            ]  # fmt: skip
+            if root[DURATION] is None:  # the tree is not frozen yet
+                children = parent[CHILDREN]
                 if children is NO_CHILDREN:
                     add_first_child(parent, node)
                 else:
@@ -286,10 +284,10 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         if st.hooked:
             leave(st, node, result, None, args, kwargs)
         elif parent is None:
-            st.end_root(node, result, path)  # type: ignore[arg-type]  # open_root made it
+            st.end_root(node, result, path)
         else:  # a child's end: the duration on the node (for the freeze) and on its path
-            duration = _perf_ns() - node.start_perf_ns
-            node.duration_ns = duration
+            duration = _perf_ns() - node[START]
+            node[DURATION] = duration
             if st.time is not None:  # PendingTimes (see there), inline: keep the copies equal
                 durations = path.durations
                 durations.append(duration)

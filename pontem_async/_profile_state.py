@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pontem_async._calltree import NO_CHILDREN, root_record
+from pontem_async._calltree import (
+    CHILDREN,
+    DURATION,
+    NAME,
+    NO_CHILDREN,
+    RESOURCE,
+    START,
+    root_record,
+)
 from pontem_async._profile_times import DRAIN_AT, attach
 
 if TYPE_CHECKING:
@@ -220,17 +228,16 @@ class State:
         ``telemetry._submit``. The duration goes to the root's ``path`` (``_profile_times``).
         Never raises, like ``leave``.
         """
-        duration = _perf_ns() - node.start_perf_ns
-        node.duration_ns = duration  # from now on, no child is appended
+        duration = _perf_ns() - node[START]
+        node[DURATION] = duration  # from now on, no child is appended
         tel = self.telemetry
         stale = tel._generation != self.generation  # reconfigured, started, metric removed
         try:
-            node.resource = tel.resource
-            node.record = None
+            node[RESOURCE] = tel.resource
             pipeline = self.pipeline
             if stale or pipeline is None or pipeline._closed:
                 tel._submit(root_record(node))  # not started, closed, captured, or stale
-            elif node.children is NO_CHILDREN or len(self.queue) < self.live_trees:
+            elif node[CHILDREN] is NO_CHILDREN or len(self.queue) < self.live_trees:
                 for put in self.puts:
                     put(node)  # type: ignore[arg-type]  # the lanes take roots for records
             else:
@@ -250,7 +257,7 @@ class State:
         if self.size is not None or stale:
             try:
                 if self.size is not None:
-                    self.observe_size(node.name, result)
+                    self.observe_size(node[NAME], result)
                 if stale:
                     self.profiler._refresh()
             except Exception as exc:  # telemetry never breaks the application

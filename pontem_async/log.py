@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from pontem_async._calltree import SPAN_ID, TRACE_ID
 from pontem_async._calltree import current_node as _current_node
 from pontem_async._calltree import span_id_of as _span_id_of
 from pontem_async.context import _context
@@ -84,8 +85,8 @@ class Logger:
             attributes,
             self.name,
             self._telemetry.resource,
-            None if node is None else node.trace_id,
-            None if node is None else node.span_id or _span_id_of(node),
+            None if node is None else node[TRACE_ID],
+            None if node is None else node[SPAN_ID] or _span_id_of(node),
         )
 
     def log(self, level: Level | int, msg: str, /, **attributes: Any) -> None:
@@ -197,8 +198,8 @@ def _level_method(severity: int, name: str) -> Callable[..., None]:
                         attributes,
                         self.name,
                         tel.resource,
-                        None if node is None else node.trace_id,
-                        None if node is None else node.span_id or _span_id_of(node),
+                        None if node is None else node[TRACE_ID],
+                        None if node is None else node[SPAN_ID] or _span_id_of(node),
                     ),
                 )
             )

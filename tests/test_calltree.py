@@ -16,12 +16,23 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from calltree_helpers import live_nodes
 
 from pontem_async import Telemetry, _calltree
 from pontem_async._calltree import (
+    ANCHOR,
+    CHILDREN,
+    DURATION,
     ENDED_TREE,
+    NAME,
+    NODE_FIELDS,
+    ROOT,
+    ROOT_FIELDS,
+    SPAN_ID,
+    START,
+    START_UNIX_NANO,
+    TRACE_ID,
     Node,
-    RootNode,
     close_child,
     current_node,
     current_span_ids,
@@ -276,7 +287,7 @@ async def test_a_task_that_outlives_its_root_never_grows_the_finished_tree(
     @prof.profile
     async def start() -> asyncio.Task[int]:
         node = current_node()
-        assert isinstance(node, Node)
+        assert node is not None
         roots.append(node)
         return asyncio.create_task(worker())
 
@@ -284,15 +295,15 @@ async def test_a_task_that_outlives_its_root_never_grows_the_finished_tree(
         task = await start()
         for _ in range(20):
             await asyncio.sleep(0)
-        nodes_before = _nodes_alive()
+        nodes_before = live_nodes()
         for _ in range(500):
             await asyncio.sleep(0)
-        nodes_during = _nodes_alive()
+        nodes_during = live_nodes()
         stop.set()
         calls = await task
     (record,) = profiles(cap.records)
     assert record.root.children == []
-    assert roots[0].children == []  # the live root holds nothing either
+    assert roots[0][CHILDREN] == []  # the live root holds nothing either
     assert nodes_during <= nodes_before  # 500 more calls, no more nodes alive
     assert calls > 500
     handled = tel.metrics.get("time_profiler")
@@ -407,66 +418,62 @@ def test_a_root_starts_on_the_wall_clock_even_after_the_clock_steps(
     before = time.time_ns()
     node = open_root("m:f", {})
     after = time.time_ns()
-    assert before - 1_000_000 <= node.start_unix_nano <= after + 1_000_000
+    assert before - 1_000_000 <= node[START_UNIX_NANO] <= after + 1_000_000
     stepped = (_calltree._anchor[0] - 3_600 * 10**9, time.perf_counter_ns() - 2_000_000)
     monkeypatch.setattr(_calltree, "_anchor", stepped)
     node = open_root("m:f", {})
-    assert abs(node.start_unix_nano - time.time_ns()) < 1_000_000
+    assert abs(node[START_UNIX_NANO] - time.time_ns()) < 1_000_000
     monkeypatch.setattr(_calltree, "ANCHOR_TTL_NS", 60 * 10**9)  # (a slow machine's ms)
     recent = (_calltree._anchor[0] - 3_600 * 10**9, time.perf_counter_ns())
     monkeypatch.setattr(_calltree, "_anchor", recent)  # within its lifetime: kept as is
     node = open_root("m:f", {})
-    assert node.anchor == recent[0]
+    assert node[ANCHOR] == recent[0]
 
 
-def test_nodes_set_every_slot_and_the_freeze_derives_the_rest(tel: Telemetry) -> None:
-    """The profiler fills nodes on a bare ``object.__new__`` (no ``__init__`` frame): no slot
-    may be left unset, and the record's derived fields (parent span ids, wall starts) must
-    come out right."""
+def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) -> None:
+    """The profiler builds nodes as list literals: each must have every field, in its place,
+    and the record's derived fields (parent span ids, wall starts) must come out right."""
     node = open_root("m:f", {})
     child = open_child(node, "m:f.g", {})
     grandchild = open_child(child, "m:f.g.h", {"k": 1})
-    handed_over = {"record", "resource"}  # set when the root ends (see root_record)
-    for slot in (*Node.__slots__, *(s for s in RootNode.__slots__ if s not in handed_over)):
-        getattr(node, slot)  # raises AttributeError if left unset
-    for slot in Node.__slots__:
-        getattr(child, slot)
-        getattr(grandchild, slot)
-    assert (child.name, grandchild.name) == ("m:f.g", "m:f.g.h")
-    assert child.trace_id == grandchild.trace_id == node.trace_id
-    assert (child.root, grandchild.root) == (node, node)
-    assert node.start_unix_nano == node.anchor + node.start_perf_ns
-    assert node.children == [child]
-    assert child.children == [grandchild]
-    assert grandchild.children == []
-    assert node.duration_ns is None
-    assert (node.span_id, child.span_id, grandchild.span_id) == (None, None, None)  # lazy
-    assert HEX32.fullmatch(node.trace_id)
+    assert len(node) == ROOT_FIELDS
+    assert len(child) == len(grandchild) == NODE_FIELDS
+    assert (child[NAME], grandchild[NAME]) == ("m:f.g", "m:f.g.h")
+    assert child[TRACE_ID] == grandchild[TRACE_ID] == node[TRACE_ID]
+    assert (node[ROOT], child[ROOT], grandchild[ROOT]) == (None, node, node)
+    assert node[START_UNIX_NANO] == node[ANCHOR] + node[START]
+    assert node[START] <= child[START] <= grandchild[START]
+    assert node[CHILDREN] == [child]
+    assert child[CHILDREN] == [grandchild]
+    assert grandchild[CHILDREN] == []
+    assert node[DURATION] is None
+    assert (node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]) == (None, None, None)  # lazy
+    assert HEX32.fullmatch(node[TRACE_ID])
     close_child(grandchild, 3, None)
     with capture(tel) as cap:
-        end = grandchild.start_perf_ns + 5  # after the grandchild's end, not the child's
+        end = grandchild[START] + 5  # after the grandchild's end, not the child's
         finish_root(node, end, None, tel)
     (record,) = profiles(cap.records)
     assert (record.trace_id, record.root.span_id, record.root.duration_ns) == (
-        node.trace_id,
-        node.span_id,
-        end - node.start_perf_ns,
+        node[TRACE_ID],
+        node[SPAN_ID],
+        end - node[START],
     )
     (g,) = record.root.children
     (h,) = g.children
-    ids = {node.span_id, child.span_id, grandchild.span_id}  # made by the freeze
+    ids = {node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]}  # made by the freeze
     assert len(ids) == 3
     assert all(HEX16.fullmatch(i or "") for i in ids)
-    assert (g.span_id, g.parent_span_id) == (child.span_id, node.span_id)
-    assert (h.span_id, h.parent_span_id) == (grandchild.span_id, child.span_id)
-    assert g.start_unix_nano == node.anchor + child.start_perf_ns
-    assert h.start_unix_nano == node.anchor + grandchild.start_perf_ns
+    assert (g.span_id, g.parent_span_id) == (child[SPAN_ID], node[SPAN_ID])
+    assert (h.span_id, h.parent_span_id) == (grandchild[SPAN_ID], child[SPAN_ID])
+    assert g.start_unix_nano == node[ANCHOR] + child[START]
+    assert h.start_unix_nano == node[ANCHOR] + grandchild[START]
     assert (h.duration_ns, h.attributes) == (3, {"k": 1})
     assert g.attributes == {"unfinished": True}  # never closed
     assert record.unfinished == 1
-    assert child.root is grandchild.root is ENDED_TREE  # no cycle back to the root
-    assert open_child(child, "m:f.g.late", {}).root is ENDED_TREE
-    assert child.children == [grandchild]  # the late call joined nothing
+    assert child[ROOT] is grandchild[ROOT] is ENDED_TREE  # no cycle back to the root
+    assert open_child(child, "m:f.g.late", {})[ROOT] is ENDED_TREE
+    assert child[CHILDREN] == [grandchild]  # the late call joined nothing
 
 
 def test_submitted_trees_are_left_alone_by_the_cyclic_gc(prof: Profiler, tel: Telemetry) -> None:
@@ -519,10 +526,6 @@ def test_current_span_ids_inside_and_outside_a_profiled_call(prof: Profiler) -> 
     assert outer_ids[1] != inner_ids[1]
 
 
-def _nodes_alive() -> int:
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, Node))
-
-
 @pytest.mark.asyncio
 async def test_ten_thousand_roots_leave_no_node_behind(memory: MemoryHandler) -> None:
     tel = Telemetry("svc", handlers=[memory], flush_interval=0.01, install_signal_handlers=False)
@@ -548,7 +551,7 @@ async def test_ten_thousand_roots_leave_no_node_behind(memory: MemoryHandler) ->
     assert await wave() == 10_000  # warm-up: caches, id pools, histogram series
     gc.collect()
     # (nodes other tests left referenced, from a kept traceback's frames say, are not ours)
-    nodes_before = _nodes_alive()
+    nodes_before = live_nodes()
     gc.disable()  # nodes must be freed by reference counting alone: no cycles
     try:
         tracemalloc.start()
@@ -556,7 +559,7 @@ async def test_ten_thousand_roots_leave_no_node_behind(memory: MemoryHandler) ->
         assert await wave() == 10_000
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        assert _nodes_alive() == nodes_before
+        assert live_nodes() == nodes_before
     finally:
         gc.enable()
     assert after - before < 1_000_000, f"grew by {after - before} bytes over 10k roots"

@@ -9,9 +9,9 @@ import asyncio
 import gc
 
 import pytest
+from calltree_helpers import live_nodes
 
 from pontem_async import Telemetry
-from pontem_async._calltree import Node
 from pontem_async.profiler import Profiler
 from pontem_async.records import ProfileRecord, Record
 from pontem_async.testing import MemoryHandler
@@ -19,11 +19,6 @@ from pontem_async.testing import MemoryHandler
 
 def profiles(records: list[Record]) -> list[ProfileRecord]:
     return [r for r in records if isinstance(r, ProfileRecord)]
-
-
-def live_nodes() -> int:
-    """Call-tree nodes alive and tracked by the GC (RootNodes included)."""
-    return sum(1 for o in gc.get_objects() if isinstance(o, Node))
 
 
 def started(*handlers: MemoryHandler, **options: object) -> tuple[Telemetry, Profiler]:

@@ -60,7 +60,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from pontem_async._calltree import current_node, current_var
+from pontem_async._calltree import (
+    ATTRIBUTES,
+    CHILDREN,
+    DURATION,
+    ERROR,
+    NAME,
+    current_node,
+    current_var,
+)
 from pontem_async._exposition import CONTENT_TYPES
 from pontem_async.context import reset_context, set_context
 from pontem_async.integrations._telemetry_api import add_routes
@@ -271,8 +279,8 @@ def _error_status(exc: Exception) -> int:
 
 def _tag(node: Node | None, outcome: _Outcome, status: int) -> None:
     if node is not None:  # None when profiling is off (handle_records=False)
-        node.attributes = {  # a new dict: the site's own attributes are shared by every call
-            **node.attributes,
+        node[ATTRIBUTES] = {  # a new dict: the site's own attributes are shared by every call
+            **node[ATTRIBUTES],
             "request_id": outcome.request_id,
             "http.route": outcome.route,
             "http.request.method": outcome.method,
@@ -302,16 +310,17 @@ def _calls(node: Node) -> list[dict[str, Any]]:
     while stack:
         current, into = stack.pop()
         children: list[dict[str, Any]] = []
-        duration = current.duration_ns
+        duration = current[DURATION]
+        error = current[ERROR]
         into.append(
             {
-                "name": current.name,
+                "name": current[NAME],
                 "duration_ms": None if duration is None else round(duration / 1e6, 3),
-                "error": None if current.error is None else current.error.get("type"),
+                "error": None if error is None else error.get("type"),
                 "children": children,
             }
         )
-        stack.extend((child, children) for child in reversed(current.children))
+        stack.extend((child, children) for child in reversed(current[CHILDREN]))
     return out
 
 
