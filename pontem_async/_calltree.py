@@ -131,8 +131,8 @@ _trace_ids: list[str] = []
 """Random ids made in batches from 4 KiB of ``os.urandom``: popping one costs far less than
 formatting ``random.getrandbits(64)`` on each call. ``list.pop`` is atomic, so two threads never
 get the same id; a forked child empties both pools, so it never reuses its parent's ids. A root
-takes its trace id when it starts; span ids are taken at their first use (:func:`span_id_of`),
-mostly by the consumer that freezes the tree."""
+takes its trace id and span id when it starts; a child's span id is taken at its first use
+(:func:`span_id_of`), mostly by the consumer that freezes the tree."""
 _pop_span_id = _span_ids.pop
 _pop_trace_id = _trace_ids.pop
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -159,11 +159,13 @@ def _new_span_id() -> str:
 def span_id_of(node: Node) -> str:
     """``node``'s span id, made at its first use.
 
-    A call does not take a span id when it starts: most ids are only ever read when the tree
-    is frozen, by the consumer (:func:`freeze_tree`), so the application's thread never pays
-    for them. The first read that finds none (a log made inside the call, the freeze) makes
-    it, under the tree lock, so a log and a freeze that race on it agree on one id; once set
-    it never changes, so reading a set id needs no lock (``node.span_id or span_id_of(node)``).
+    A child call does not take a span id when it starts: most ids are only ever read when the
+    tree is frozen, by the consumer (:func:`freeze_tree`, which holds the lock for the whole
+    tree anyway), so the application's thread never pays for them. The first read that finds
+    none (a log made inside the call, the freeze) makes it, under the tree lock, so a log and
+    a freeze that race on it agree on one id; once set it never changes, so reading a set id
+    needs no lock (``node[SPAN_ID] or span_id_of(node)``). (A root takes its id at once, see
+    :func:`open_root`.)
     """
     _acquire()
     try:
@@ -226,7 +228,8 @@ in the handlers' queues for its record: the only plain ``list`` a queue ever hol
 NAME = 0
 """The method path (``Owner:root.child``)."""
 SPAN_ID = 1
-"""The span id, or None until its first use (:func:`span_id_of`)."""
+"""The span id: a root's is taken when it starts, a child's is None until its first use
+(:func:`span_id_of`)."""
 TRACE_ID = 2
 ROOT = 3
 """None on a root; the root on a child of a live tree; :data:`ENDED_TREE` once frozen."""
@@ -266,13 +269,20 @@ under any of them is not appended (see :func:`open_child`)."""
 
 
 def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
-    """A new root node, in a new trace (128-bit trace id; its 64-bit span id is made at its
-    first use, :func:`span_id_of`)."""
+    """A new root node, in a new trace (128-bit trace id, 64-bit span id).
+
+    Unlike a child's, a root's span id is taken at once: one ``list.pop`` here costs far less
+    than the lock :func:`span_id_of` would take for it later, and a root without children is
+    then frozen without the lock at all (:func:`root_record`)."""
     try:
         trace_id = _pop_trace_id()
     except IndexError:
         _refill(_trace_ids, 32)
         trace_id = _pop_trace_id()
+    try:
+        span_id = _pop_span_id()
+    except IndexError:
+        span_id = _new_span_id()
     perf = _perf_ns()
     anchor, read_at = _anchor
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
@@ -280,7 +290,7 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN,
     # ANCHOR, START_UNIX_NANO, RESOURCE, RECORD
     return [
-        name, None, trace_id, None, perf, None, None, attributes, NO_CHILDREN,
+        name, span_id, trace_id, None, perf, None, None, attributes, NO_CHILDREN,
         anchor, anchor + perf, None, None,
     ]  # fmt: skip
 
@@ -362,7 +372,7 @@ def root_record(root: RootNode) -> ProfileRecord:
     start = root[START_UNIX_NANO]
     if root[CHILDREN] is NO_CHILDREN:  # a leaf (most roots): freeze_tree's tuple, directly
         attributes = root[ATTRIBUTES] or None
-        span_id = root[SPAN_ID] or span_id_of(root)
+        span_id = root[SPAN_ID]  # taken by open_root
         frozen = (root[NAME], span_id, None, start, duration, root[ERROR], attributes, ())
         unfinished = 0
     else:

@@ -447,7 +447,8 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     assert child[CHILDREN] == [grandchild]
     assert grandchild[CHILDREN] == []
     assert node[DURATION] is None
-    assert (node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]) == (None, None, None)  # lazy
+    assert HEX16.fullmatch(node[SPAN_ID])  # a root takes its span id at once
+    assert (child[SPAN_ID], grandchild[SPAN_ID]) == (None, None)  # made at their first use
     assert HEX32.fullmatch(node[TRACE_ID])
     close_child(grandchild, 3, None)
     with capture(tel) as cap:
@@ -461,7 +462,7 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     )
     (g,) = record.root.children
     (h,) = g.children
-    ids = {node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]}  # made by the freeze
+    ids = {node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]}  # the children's made by the freeze
     assert len(ids) == 3
     assert all(HEX16.fullmatch(i or "") for i in ids)
     assert (g.span_id, g.parent_span_id) == (child[SPAN_ID], node[SPAN_ID])
