@@ -21,19 +21,20 @@ attributes get ``unfinished: True``), and a call started after the root's end is
 The record is a copy, so from then on nothing touches it: the late child's own end, and any
 call it makes, only change the live nodes (and still feed the metrics).
 
-Thread safety without a lock on the common path: children can be appended and closed from
-other threads while the root freezes its tree. A list append is atomic and the freeze reads
-each node once, so a concurrent child is either in the copy (finished, or unfinished) or not at
-all. A child writes its ``error`` before its ``duration_ns``, and the freeze reads them in the
-other order, so a finished node in the copy always has its error. The one step that needs the
-lock is a parent's *first* child, which swaps the shared empty list for a list of its own (two
-threads must not both make one); it is held for that swap only, never around user code or I/O.
+Thread safety without a lock on the calls' path: children can be appended and closed from
+other threads while the root freezes its tree. A node is a list and its children follow its
+fields in it (:data:`Node`): a call appends itself to its parent (``list.append`` is atomic)
+and the freeze copies a node's children with one slice (atomic too) and reads each node once,
+so a concurrent child is either in the copy (finished, or unfinished) or not at all. A child
+writes its error before its duration, and the freeze reads them in the other order, so a
+finished node in the copy always has its error. The tree lock is only taken off the calls'
+path: by the freeze, and by the first read of a child's span id (:func:`span_id_of`).
 
-Memory: a node references its children only; nothing references back (no parent pointer), so a
-tree is freed by reference counting as soon as the handlers are done with its record, without
-waiting for the cyclic GC; and a call allocates as few collected objects as it can (its node, a
-children list only once it has a child, and for a root the record): the collector's work grows
-with them; no table grows with the number of roots.
+Memory: a node references its children, and while the tree is live each child references its
+root (:data:`ROOT`); the freeze breaks that cycle, so a frozen tree is freed by reference
+counting as soon as the handlers are done with its record, without waiting for the cyclic GC.
+A call allocates one collected object, its node (a root also its record, made by the
+consumer): the collector's work grows with them; no table grows with the number of roots.
 """
 
 from __future__ import annotations
@@ -57,13 +58,11 @@ __all__ = [
     "ANCHOR",
     "ANCHOR_TTL_NS",
     "ATTRIBUTES",
-    "CHILDREN",
     "DURATION",
     "ENDED_TREE",
     "ERROR",
     "NAME",
     "NODE_FIELDS",
-    "NO_CHILDREN",
     "RECORD",
     "RESOURCE",
     "ROOT",
@@ -74,7 +73,7 @@ __all__ = [
     "TRACE_ID",
     "Node",
     "RootNode",
-    "add_first_child",
+    "children_of",
     "close_child",
     "current_node",
     "current_span_ids",
@@ -99,8 +98,7 @@ current_node = _current.get
 
 _lock = threading.Lock()
 tree_lock = _lock
-"""Held while a parent gets its first child (the swap of the shared empty list), while a span
-id is made (:func:`span_id_of`) and while a tree freezes."""
+"""Held while a span id is made (:func:`span_id_of`) and while a tree freezes."""
 _acquire = _lock.acquire  # called, not ``with _lock``: half the cost (no bound __enter__/__exit__)
 _release = _lock.release
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
@@ -181,27 +179,13 @@ def span_id_of(node: Node) -> str:
     return span_id
 
 
-class _NoChildren(list):  # type: ignore[type-arg]
-    """The ``children`` of every node without any yet: one shared, empty, read-only list. Most
-    nodes are leaves: no list of their own to make (caller) and free (consumer). The first
-    child swaps in a real list (under the lock); any mutation raises, so nothing ever lands
-    in the shared instance."""
-
-    __slots__ = ()
-
-    def _frozen(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("a call-tree node's children are not modifiable")
-
-    append = extend = insert = remove = pop = clear = sort = reverse = _frozen
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
-
-
-NO_CHILDREN: list[Node] = _NoChildren()
-
-
 Node: TypeAlias = list[Any]
 """A profiled call while its tree is live: a plain ``list`` of the fields the call itself must
-write, no more, read and written through the indexes below (:data:`NAME` ... :data:`CHILDREN`).
+write, no more, read and written through the indexes below (:data:`NAME` ... :data:`ATTRIBUTES`),
+followed by its children: a child node's from :data:`NODE_FIELDS` on, a root's from
+:data:`ROOT_FIELDS` on (:func:`children_of`). A call appends itself to its parent, so a node
+needs no list of its own for its children, and ``list.append`` (and the slice the freeze copies
+them with) being atomic, threads need no lock to add children to the same parent.
 
 Why a list and not a class with ``__slots__``: building one is a single ``BUILD_LIST`` and
 freeing it is a plain list's deallocation, where a slots object is an ``object.__new__`` call,
@@ -240,15 +224,20 @@ DURATION = 5
 :data:`ERROR` first, see :func:`close_child`)."""
 ERROR = 6
 ATTRIBUTES = 7
-CHILDREN = 8
-"""The children, or the shared :data:`NO_CHILDREN` until the first one."""
-ANCHOR = 9
-START_UNIX_NANO = 10
-RESOURCE = 11
-RECORD = 12
-NODE_FIELDS = 9
-"""Fields of a child node; a root has :data:`ROOT_FIELDS`."""
-ROOT_FIELDS = 13
+ANCHOR = 8
+START_UNIX_NANO = 9
+RESOURCE = 10
+RECORD = 11
+NODE_FIELDS = 8
+"""Fields of a child node: its children follow them."""
+ROOT_FIELDS = 12
+"""Fields of a root node: its children follow them."""
+
+
+def children_of(node: Node) -> Node:
+    """A copy of ``node``'s children (a slice: atomic, so a child that another thread appends
+    meanwhile is in it or not, never half)."""
+    return node[ROOT_FIELDS:] if node[ROOT] is None else node[NODE_FIELDS:]
 
 
 def new_node(
@@ -259,11 +248,12 @@ def new_node(
     start_perf_ns: int,
     span_id: str | None = None,
 ) -> Node:
-    """A running child node (for tests and tools: the profiler builds the list inline)."""
-    return [name, span_id, trace_id, root, start_perf_ns, None, None, attributes, NO_CHILDREN]
+    """A running child node, without children (for tests and tools: the profiler builds the
+    list inline)."""
+    return [name, span_id, trace_id, root, start_perf_ns, None, None, attributes]
 
 
-ENDED_TREE: Node = ["", None, "", None, 0, 0, None, {}, NO_CHILDREN]
+ENDED_TREE: Node = ["", None, "", None, 0, 0, None, {}]
 """What a frozen tree's nodes point to as their root: it has a duration, so a child started
 under any of them is not appended (see :func:`open_child`)."""
 
@@ -287,10 +277,10 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     anchor, read_at = _anchor
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
         anchor = _refresh_anchor()
-    # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN,
+    # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES,
     # ANCHOR, START_UNIX_NANO, RESOURCE, RECORD
     return [
-        name, span_id, trace_id, None, perf, None, None, attributes, NO_CHILDREN,
+        name, span_id, trace_id, None, perf, None, None, attributes,
         anchor, anchor + perf, None, None,
     ]  # fmt: skip
 
@@ -304,28 +294,11 @@ def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
     (from another thread) is in the copy, as unfinished, or not at all.
     """
     root = parent[ROOT] or parent
-    # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN
-    node = [name, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes, NO_CHILDREN]
+    # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
+    node = [name, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
     if root[DURATION] is None:  # the tree is not frozen yet
-        children = parent[CHILDREN]
-        if children is NO_CHILDREN:
-            add_first_child(parent, node)
-        else:
-            children.append(node)
+        parent.append(node)
     return node
-
-
-def add_first_child(parent: Node, node: Node) -> None:
-    """Give ``parent`` a children list of its own, holding ``node`` (or append to the one
-    another thread just gave it)."""
-    _acquire()
-    try:
-        if parent[CHILDREN] is NO_CHILDREN:
-            parent[CHILDREN] = [node]
-        else:
-            parent[CHILDREN].append(node)
-    finally:
-        _release()
 
 
 def close_child(node: Node, duration_ns: int, error: dict[str, str] | None) -> None:
@@ -370,7 +343,7 @@ def root_record(root: RootNode) -> ProfileRecord:
     duration = root[DURATION]
     assert duration is not None  # handed over only once it returned
     start = root[START_UNIX_NANO]
-    if root[CHILDREN] is NO_CHILDREN:  # a leaf (most roots): freeze_tree's tuple, directly
+    if len(root) == ROOT_FIELDS:  # a leaf (most roots): freeze_tree's tuple, directly
         attributes = root[ATTRIBUTES] or None
         span_id = root[SPAN_ID]  # taken by open_root
         frozen = (root[NAME], span_id, None, start, duration, root[ERROR], attributes, ())
@@ -397,7 +370,7 @@ def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
     """
     unfinished = [0]
     anchor = root[ANCHOR]
-    children = root[CHILDREN]
+    children = root[ROOT_FIELDS:]  # a copy: see children_of
     _acquire()  # span ids: see span_id_of
     try:
         span_id = root[SPAN_ID]
@@ -445,7 +418,7 @@ def _freeze(
         except IndexError:
             span_id = _new_span_id()
         node[SPAN_ID] = span_id
-    children = node[CHILDREN]
+    children = node[NODE_FIELDS:]  # a copy: see children_of
     return (
         node[NAME],
         span_id,

@@ -34,15 +34,12 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from pontem_async._calltree import (
-    CHILDREN,
     DURATION,
     NAME,
-    NO_CHILDREN,
     ROOT,
     START,
     TRACE_ID,
     Node,
-    add_first_child,
     close_child,
     current_node,
     current_var,
@@ -198,17 +195,10 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:  # open_child, inline (one frame less per child; keep the copies equal)
             path = paths.get(parent[NAME]) or child_times(parent)
             root = parent[ROOT] or parent
-            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN
-            node = [
-                path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes,
-                NO_CHILDREN,
-            ]  # fmt: skip
+            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
+            node = [path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
             if root[DURATION] is None:  # the tree is not frozen yet
-                children = parent[CHILDREN]
-                if children is NO_CHILDREN:
-                    add_first_child(parent, node)
-                else:
-                    children.append(node)
+                parent.append(node)
         token = _set(node)
         # Each way out resets the context, then closes the node: a return without hooks (the
         # common case) inline or through ``State.end_root``, the rest through ``leave``.
@@ -262,17 +252,10 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
         else:  # open_child, inline (one frame less per child; keep the copies equal)
             path = paths.get(parent[NAME]) or child_times(parent)
             root = parent[ROOT] or parent
-            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES, CHILDREN
-            node = [
-                path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes,
-                NO_CHILDREN,
-            ]  # fmt: skip
+            # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
+            node = [path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
             if root[DURATION] is None:  # the tree is not frozen yet
-                children = parent[CHILDREN]
-                if children is NO_CHILDREN:
-                    add_first_child(parent, node)
-                else:
-                    children.append(node)
+                parent.append(node)
         token = _set(node)
         try:  # as in _coroutine
             result = func(*args, **kwargs)

@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pontem_async._calltree import (
-    CHILDREN,
     DURATION,
     NAME,
-    NO_CHILDREN,
     RESOURCE,
+    ROOT_FIELDS,
     START,
     root_record,
 )
@@ -237,7 +236,7 @@ class State:
             pipeline = self.pipeline
             if stale or pipeline is None or pipeline._closed:
                 tel._submit(root_record(node))  # not started, closed, captured, or stale
-            elif node[CHILDREN] is NO_CHILDREN or len(self.queue) < self.live_trees:
+            elif len(node) == ROOT_FIELDS or len(self.queue) < self.live_trees:
                 for put in self.puts:
                     put(node)  # type: ignore[arg-type]  # the lanes take roots for records
             else:

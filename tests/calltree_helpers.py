@@ -9,16 +9,17 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from pontem_async._calltree import CHILDREN, NAME, NODE_FIELDS, ROOT, ROOT_FIELDS
+from pontem_async._calltree import DURATION, NAME, NODE_FIELDS, ROOT, START
 
 
 def is_live_node(obj: Any) -> bool:
     return (
         type(obj) is list
-        and len(obj) in (NODE_FIELDS, ROOT_FIELDS)
+        and len(obj) >= NODE_FIELDS
         and type(obj[NAME]) is str
         and ":" in obj[NAME]
-        and isinstance(obj[CHILDREN], list)
+        and type(obj[START]) is int
+        and (obj[DURATION] is None or type(obj[DURATION]) is int)
         and (obj[ROOT] is None or type(obj[ROOT]) is list)
     )
 

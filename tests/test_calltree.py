@@ -21,7 +21,6 @@ from calltree_helpers import live_nodes
 from pontem_async import Telemetry, _calltree
 from pontem_async._calltree import (
     ANCHOR,
-    CHILDREN,
     DURATION,
     ENDED_TREE,
     NAME,
@@ -33,6 +32,7 @@ from pontem_async._calltree import (
     START_UNIX_NANO,
     TRACE_ID,
     Node,
+    children_of,
     close_child,
     current_node,
     current_span_ids,
@@ -303,7 +303,7 @@ async def test_a_task_that_outlives_its_root_never_grows_the_finished_tree(
         calls = await task
     (record,) = profiles(cap.records)
     assert record.root.children == []
-    assert roots[0][CHILDREN] == []  # the live root holds nothing either
+    assert children_of(roots[0]) == []  # the live root holds nothing either
     assert nodes_during <= nodes_before  # 500 more calls, no more nodes alive
     assert calls > 500
     handled = tel.metrics.get("time_profiler")
@@ -436,16 +436,17 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     node = open_root("m:f", {})
     child = open_child(node, "m:f.g", {})
     grandchild = open_child(child, "m:f.g.h", {"k": 1})
-    assert len(node) == ROOT_FIELDS
-    assert len(child) == len(grandchild) == NODE_FIELDS
+    assert len(node) == ROOT_FIELDS + 1
+    assert len(child) == NODE_FIELDS + 1  # its fields, then its child
+    assert len(grandchild) == NODE_FIELDS
     assert (child[NAME], grandchild[NAME]) == ("m:f.g", "m:f.g.h")
     assert child[TRACE_ID] == grandchild[TRACE_ID] == node[TRACE_ID]
     assert (node[ROOT], child[ROOT], grandchild[ROOT]) == (None, node, node)
     assert node[START_UNIX_NANO] == node[ANCHOR] + node[START]
     assert node[START] <= child[START] <= grandchild[START]
-    assert node[CHILDREN] == [child]
-    assert child[CHILDREN] == [grandchild]
-    assert grandchild[CHILDREN] == []
+    assert children_of(node) == [child]
+    assert children_of(child) == [grandchild]
+    assert children_of(grandchild) == []
     assert node[DURATION] is None
     assert HEX16.fullmatch(node[SPAN_ID])  # a root takes its span id at once
     assert (child[SPAN_ID], grandchild[SPAN_ID]) == (None, None)  # made at their first use
@@ -474,7 +475,7 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     assert record.unfinished == 1
     assert child[ROOT] is grandchild[ROOT] is ENDED_TREE  # no cycle back to the root
     assert open_child(child, "m:f.g.late", {})[ROOT] is ENDED_TREE
-    assert child[CHILDREN] == [grandchild]  # the late call joined nothing
+    assert children_of(child) == [grandchild]  # the late call joined nothing
 
 
 def test_submitted_trees_are_left_alone_by_the_cyclic_gc(prof: Profiler, tel: Telemetry) -> None:

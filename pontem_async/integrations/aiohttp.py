@@ -62,10 +62,10 @@ from aiohttp import web
 
 from pontem_async._calltree import (
     ATTRIBUTES,
-    CHILDREN,
     DURATION,
     ERROR,
     NAME,
+    children_of,
     current_node,
     current_var,
 )
@@ -320,7 +320,7 @@ def _calls(node: Node) -> list[dict[str, Any]]:
                 "children": children,
             }
         )
-        stack.extend((child, children) for child in reversed(current[CHILDREN]))
+        stack.extend((child, children) for child in reversed(children_of(current)))
     return out
 
 
