@@ -86,6 +86,7 @@ __all__ = [
     "open_root",
     "owner_name",
     "root_record",
+    "root_record_locked",
     "span_id_of",
     "tree_lock",
 ]
@@ -96,9 +97,11 @@ current_var = _current
 current_node = _current.get
 """The node of the profiled call running in this context, or None."""
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 tree_lock = _lock
-"""Held while a span id is made (:func:`span_id_of`) and while a tree freezes."""
+"""Held while a span id is made (:func:`span_id_of`) and while trees freeze (a consumer holds
+it for a batch). Reentrant, so a log made while it is held (a failure reported by the consumer
+that holds it) can still read a span id."""
 _acquire = _lock.acquire  # called, not ``with _lock``: half the cost (no bound __enter__/__exit__)
 _release = _lock.release
 _new_record = tuple.__new__  # ProfileRecord's fields, minus a Python frame
@@ -129,8 +132,8 @@ _trace_ids: list[str] = []
 """Random ids made in batches from 4 KiB of ``os.urandom``: popping one costs far less than
 formatting ``random.getrandbits(64)`` on each call. ``list.pop`` is atomic, so two threads never
 get the same id; a forked child empties both pools, so it never reuses its parent's ids. A root
-takes its trace id and span id when it starts; a child's span id is taken at its first use
-(:func:`span_id_of`), mostly by the consumer that freezes the tree."""
+takes its trace id when it starts; span ids are taken at their first use (:func:`span_id_of`),
+mostly by the consumer that freezes the tree."""
 _pop_span_id = _span_ids.pop
 _pop_trace_id = _trace_ids.pop
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -157,13 +160,12 @@ def _new_span_id() -> str:
 def span_id_of(node: Node) -> str:
     """``node``'s span id, made at its first use.
 
-    A child call does not take a span id when it starts: most ids are only ever read when the
-    tree is frozen, by the consumer (:func:`freeze_tree`, which holds the lock for the whole
-    tree anyway), so the application's thread never pays for them. The first read that finds
-    none (a log made inside the call, the freeze) makes it, under the tree lock, so a log and
-    a freeze that race on it agree on one id; once set it never changes, so reading a set id
-    needs no lock (``node[SPAN_ID] or span_id_of(node)``). (A root takes its id at once, see
-    :func:`open_root`.)
+    A call does not take a span id when it starts: most ids are only ever read when the tree
+    is frozen, by the consumer (:func:`root_record`, which holds the tree lock for a whole
+    batch of trees), so the application's thread never pays for them. The first read that
+    finds none (a log made inside the call, the freeze) makes it, under the tree lock, so a
+    log and a freeze that race on it agree on one id; once set it never changes, so reading a
+    set id needs no lock (``node[SPAN_ID] or span_id_of(node)``).
     """
     _acquire()
     try:
@@ -212,8 +214,7 @@ in the handlers' queues for its record: the only plain ``list`` a queue ever hol
 NAME = 0
 """The method path (``Owner:root.child``)."""
 SPAN_ID = 1
-"""The span id: a root's is taken when it starts, a child's is None until its first use
-(:func:`span_id_of`)."""
+"""The span id, or None until its first use (:func:`span_id_of`)."""
 TRACE_ID = 2
 ROOT = 3
 """None on a root; the root on a child of a live tree; :data:`ENDED_TREE` once frozen."""
@@ -259,20 +260,13 @@ under any of them is not appended (see :func:`open_child`)."""
 
 
 def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
-    """A new root node, in a new trace (128-bit trace id, 64-bit span id).
-
-    Unlike a child's, a root's span id is taken at once: one ``list.pop`` here costs far less
-    than the lock :func:`span_id_of` would take for it later, and a root without children is
-    then frozen without the lock at all (:func:`root_record`)."""
+    """A new root node, in a new trace (128-bit trace id; its 64-bit span id is made at its
+    first use, :func:`span_id_of`)."""
     try:
         trace_id = _pop_trace_id()
     except IndexError:
         _refill(_trace_ids, 32)
         trace_id = _pop_trace_id()
-    try:
-        span_id = _pop_span_id()
-    except IndexError:
-        span_id = _new_span_id()
     perf = _perf_ns()
     anchor, read_at = _anchor
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
@@ -280,7 +274,7 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES,
     # ANCHOR, START_UNIX_NANO, RESOURCE, RECORD
     return [
-        name, span_id, trace_id, None, perf, None, None, attributes,
+        name, None, trace_id, None, perf, None, None, attributes,
         anchor, anchor + perf, None, None,
     ]  # fmt: skip
 
@@ -332,20 +326,37 @@ def root_record(root: RootNode) -> ProfileRecord:
     :func:`finish_root` calls it on the caller; a root that returns without an error or
     hooks is not frozen by its caller: the live
     :data:`RootNode` goes into the handlers' queues in its record's place, and the consumer
-    that takes it calls this (``_lane.Lane``), off the application's path. What a child did
-    after the root's end does not show: a child that ended later is frozen as unfinished, one
+    that takes it makes it (``_lane.Lane``, through :func:`root_record_locked`, holding the
+    tree lock once for its whole batch), off the application's path. What a child did after
+    the root's end does not show: a child that ended later is frozen as unfinished, one
     started later was never appended. The first call freezes, the others (one per handler
     queue) return the same record.
     """
+    _acquire()
+    try:
+        return root_record_locked(root)
+    finally:
+        _release()
+
+
+def root_record_locked(root: RootNode) -> ProfileRecord:
+    """:func:`root_record`, for a caller that holds :data:`tree_lock` (nodes get their span
+    ids here when nothing read them before, see :func:`span_id_of`)."""
     record: ProfileRecord | None = root[RECORD]
     if record is not None:
         return record
     duration = root[DURATION]
     assert duration is not None  # handed over only once it returned
     start = root[START_UNIX_NANO]
+    span_id = root[SPAN_ID]
+    if span_id is None:
+        try:
+            span_id = _pop_span_id()
+        except IndexError:
+            span_id = _new_span_id()
+        root[SPAN_ID] = span_id
     if len(root) == ROOT_FIELDS:  # a leaf (most roots): freeze_tree's tuple, directly
         attributes = root[ATTRIBUTES] or None
-        span_id = root[SPAN_ID]  # taken by open_root
         frozen = (root[NAME], span_id, None, start, duration, root[ERROR], attributes, ())
         unfinished = 0
     else:
@@ -356,44 +367,30 @@ def root_record(root: RootNode) -> ProfileRecord:
 
 
 def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
-    """The tree of a finished ``root`` as a :data:`FrozenNode`, and how many of its nodes
-    were still running at ``end_perf_ns``, the root's end (frozen as unfinished: duration up
-    to ``end_perf_ns``, ``unfinished: True`` in a copy of their attributes).
+    """The tree of a finished ``root`` (whose span id is set) as a :data:`FrozenNode`, and how
+    many of its nodes were still running at ``end_perf_ns``, the root's end (frozen as
+    unfinished: duration up to ``end_perf_ns``, ``unfinished: True`` in a copy of their
+    attributes). The caller holds :data:`tree_lock`: nodes get their span ids here when
+    nothing read them before (:func:`span_id_of`).
 
     The live nodes keep their durations and children (a late child may still be writing to
     its own; the aiohttp integration reads the tree of a slow request), but each of them
     points to :data:`ENDED_TREE` instead of its root: that breaks the reference cycles, and
     still tells a late child that its tree is frozen.
-
-    Nodes get their span ids here when nothing read them before (:func:`span_id_of`): the
-    walk holds the tree lock, which a concurrent log's first read of an id waits for.
     """
     unfinished = [0]
     anchor = root[ANCHOR]
-    children = root[ROOT_FIELDS:]  # a copy: see children_of
-    _acquire()  # span ids: see span_id_of
-    try:
-        span_id = root[SPAN_ID]
-        if span_id is None:
-            try:
-                span_id = _pop_span_id()
-            except IndexError:
-                span_id = _new_span_id()
-            root[SPAN_ID] = span_id
-        frozen = (
-            root[NAME],
-            span_id,
-            None,
-            root[START_UNIX_NANO],
-            root[DURATION],
-            root[ERROR],
-            root[ATTRIBUTES] or None,  # any dict keeps a tuple tracked, even an empty one
-            tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in children])
-            if children
-            else (),
-        )
-    finally:
-        _release()
+    span_id = root[SPAN_ID]
+    frozen = (
+        root[NAME],
+        span_id,
+        None,
+        root[START_UNIX_NANO],
+        root[DURATION],
+        root[ERROR],
+        root[ATTRIBUTES] or None,  # any dict keeps a tuple tracked, even an empty one
+        tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in root[ROOT_FIELDS:]]),
+    )
     return frozen, unfinished[0]
 
 
@@ -412,7 +409,7 @@ def _freeze(
         error = node[ERROR]  # read after the duration: see close_child
         attributes = node[ATTRIBUTES] or None  # any dict keeps a tuple tracked, even empty
     span_id = node[SPAN_ID]
-    if span_id is None:  # under the lock freeze_tree holds
+    if span_id is None:  # under the tree lock (see freeze_tree)
         try:
             span_id = _pop_span_id()
         except IndexError:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pontem_async._calltree import root_record
+from pontem_async._calltree import root_record_locked, tree_lock
 from pontem_async.errors import QueueFullError
 from pontem_async.records import Record
 
@@ -318,23 +318,30 @@ class Lane:
     def _take(self) -> tuple[list[Record], FlushMarker | None]:
         batch: list[Record] = []
         popleft = self.buf.popleft
-        for _ in range(self.batch_size):
-            try:
-                item = popleft()
-            except IndexError:
-                break
-            cls = type(item)
-            if cls is FlushMarker:
-                return batch, item
-            if cls is list:  # a root handed over live (a RootNode): its record is made here
+        locked = False  # the tree lock, taken at the batch's first live root, once for all
+        try:
+            for _ in range(self.batch_size):
                 try:
-                    item = root_record(item)
-                except Exception as exc:  # never lose the consumer to one bad tree
-                    self._report_failure(exc, "profile record")
-                    self.count_drop("handler_error")
-                    continue
-            batch.append(item)
-        return batch, None
+                    item = popleft()
+                except IndexError:
+                    break
+                cls = type(item)
+                if cls is FlushMarker:
+                    return batch, item
+                if cls is list:  # a root handed over live (a RootNode): its record is made here
+                    if not locked:
+                        locked = tree_lock.acquire()
+                    try:
+                        item = root_record_locked(item)
+                    except Exception as exc:  # never lose the consumer to one bad tree
+                        self._report_failure(exc, "profile record")
+                        self.count_drop("handler_error")
+                        continue
+                batch.append(item)
+            return batch, None
+        finally:
+            if locked:
+                tree_lock.release()
 
     async def _drain_once(self) -> None:
         batch, marker = self._take()

@@ -364,12 +364,15 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
     assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
 
 
-def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(
-    tel: Telemetry, prof: Profiler
-) -> None:
+@pytest.mark.parametrize("freezer", ["caller", "consumer"])
+def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(freezer: str) -> None:
     """A span id is made at its first read (a log inside the call, or the freeze): 8 threads
-    read their own call's id, for the first time, while their root's tree is being frozen;
-    each keeps reading one id, and it is the id the record carries."""
+    read their own call's id, for the first time, while their root's tree is being frozen (by
+    the caller under ``capture``, by the pipeline's consumer thread otherwise); each keeps
+    reading one id, and it is the id the record carries."""
+    memory = MemoryHandler()
+    tel = Telemetry("svc", handlers=[memory], install_signal_handlers=False)
+    prof = Profiler(tel)
     started = threading.Barrier(9)
     stop = threading.Event()
     seen: list[set[str]] = []
@@ -397,14 +400,25 @@ def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # interleave the threads with the freeze as much as possible
     try:
-        with capture(tel) as cap:
+        if freezer == "caller":
+            with capture(tel) as cap:
+                root()
+                stop.set()
+                for thread in threads:
+                    thread.join()
+            records = cap.records
+        else:
+            tel.start()  # a synchronous program: the consumer runs in its own thread
             root()
+            assert tel.flush_sync(10)  # the threads read on while the consumer freezes
             stop.set()
             for thread in threads:
                 thread.join()
+            tel.shutdown_sync(10)
+            records = memory.records
     finally:
         sys.setswitchinterval(interval)
-    (record,) = profiles(cap.records)
+    (record,) = profiles(records)
     assert record.unfinished == 8
     assert [len(ids) for ids in seen] == [1] * 8
     assert {ids.pop() for ids in seen} == {c.span_id for c in record.root.children}
@@ -448,8 +462,7 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     assert children_of(child) == [grandchild]
     assert children_of(grandchild) == []
     assert node[DURATION] is None
-    assert HEX16.fullmatch(node[SPAN_ID])  # a root takes its span id at once
-    assert (child[SPAN_ID], grandchild[SPAN_ID]) == (None, None)  # made at their first use
+    assert (node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]) == (None, None, None)  # lazy
     assert HEX32.fullmatch(node[TRACE_ID])
     close_child(grandchild, 3, None)
     with capture(tel) as cap:
@@ -463,7 +476,7 @@ def test_nodes_hold_every_field_and_the_freeze_derives_the_rest(tel: Telemetry) 
     )
     (g,) = record.root.children
     (h,) = g.children
-    ids = {node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]}  # the children's made by the freeze
+    ids = {node[SPAN_ID], child[SPAN_ID], grandchild[SPAN_ID]}  # made by the freeze
     assert len(ids) == 3
     assert all(HEX16.fullmatch(i or "") for i in ids)
     assert (g.span_id, g.parent_span_id) == (child[SPAN_ID], node[SPAN_ID])
