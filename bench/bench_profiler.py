@@ -290,6 +290,24 @@ def _ns(value: float | None) -> str:
     return f"{value / 1000:,.2f} µs" if value >= 10_000 else f"{num(value)} ns"
 
 
+def paired_ratios(runs: list[dict[str, Any]], reference: list[dict[str, Any]] | None) -> str:
+    """``runs``' overhead over the reference library's, round by round (both measured within
+    seconds of each other in a round, so a machine that speeds up or slows down between rounds
+    moves both): min – median – max."""
+    if not reference:
+        return ""
+    ratios = sorted(
+        r["overhead_ns"] / q["overhead_ns"]
+        for r, q in zip(runs, reference, strict=False)
+        if "error" not in r and "error" not in q and q["overhead_ns"] > 0
+    )
+    if not ratios:
+        return ""
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}x"
+    return f"{ratios[0]:.2f} – {statistics.median(ratios):.2f} – {ratios[-1]:.2f}x"
+
+
 def _ratio(value: float | None, reference: float | None) -> str:
     if value is None or not reference or reference <= 0:
         return "—"
@@ -334,6 +352,7 @@ def profiler_report(args: argparse.Namespace, results: Results) -> list[str]:
                     f"{num(combined(runs_for_key, 'profiled_p10') or 0)} / "
                     f"{num(combined(runs_for_key, 'profiled_p90') or 0)}",
                     spread(runs_for_key, "overhead_ns"),
+                    "" if key == REFERENCE else paired_ratios(runs_for_key, runs.get(REFERENCE)),
                     BEFORE.get((key, scenario), ""),
                 ]
             )
@@ -375,10 +394,11 @@ def profiler_report(args: argparse.Namespace, results: Results) -> list[str]:
                 "overhead per profiled fn",
                 "overhead p10 / p90",
                 "overhead over rounds",
+                "x pontem-async, per round (min – median – max)",
                 "measured before",
             ],
             details,
-            align="llrrrrrr",
+            align="llrrrrrrr",
         ),
     ]
     return out
