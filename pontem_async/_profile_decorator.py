@@ -49,7 +49,7 @@ from pontem_async._calltree import (
     open_root,
     owner_name,
 )
-from pontem_async._profile_times import DRAIN_AT, PathTimes
+from pontem_async._profile_times import PathTimes
 
 if TYPE_CHECKING:
     from pontem_async._profile_state import State
@@ -226,7 +226,7 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
                 if not path.listed:
                     path.listed = True
                     waiting(path)
-                if len(durations) >= DRAIN_AT:
+                if len(durations) >= times.threshold:
                     times.drain_soon(len(durations))
         return result
 
@@ -277,7 +277,7 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
                 if not path.listed:
                     path.listed = True
                     waiting(path)
-                if len(durations) >= DRAIN_AT:
+                if len(durations) >= times.threshold:
                     times.drain_soon(len(durations))
         return result
 

@@ -35,7 +35,7 @@ from pontem_async._calltree import (
     START,
     root_record,
 )
-from pontem_async._profile_times import DRAIN_AT, attach
+from pontem_async._profile_times import attach
 
 if TYPE_CHECKING:
     from pontem_async._calltree import RootNode
@@ -121,6 +121,7 @@ class State:
         "generation",
         "hooked",
         "live_trees",
+        "pending",
         "pipeline",
         "profiler",
         "puts",
@@ -178,6 +179,7 @@ class State:
         self.queue: Sized = lanes[0].buf if lanes else ()
         self.live_trees = pipeline.options.batch_size
         self.generation = telemetry._generation
+        self.pending = profiler._times
         self.waiting = profiler._times.waiting.append
 
     def _labels(self, path: str, failed: bool) -> dict[str, str]:
@@ -251,8 +253,9 @@ class State:
             if not path.listed:
                 path.listed = True
                 self.waiting(path)
-            if len(durations) >= DRAIN_AT:
-                self.profiler._times.drain_soon(len(durations))
+            pending = self.pending
+            if len(durations) >= pending.threshold:
+                pending.drain_soon(len(durations))
         if self.size is not None or stale:
             try:
                 if self.size is not None:

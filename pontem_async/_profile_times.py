@@ -8,12 +8,14 @@ sum computed in C, one lock):
 - before every read of the histogram (snapshot, periodic export, ``exposition()``, the final
   export at shutdown: ``Metric._before_read``), so a read is never behind the calls that
   returned before it;
-- once :data:`DRAIN_AT` durations are waiting on a path: on the pipeline's event loop when
-  the calls run on that loop's thread (like the records' consumers, between tasks rather than
-  inside one); by the calling thread itself otherwise (a synchronous program, a worker thread:
-  handing the batch to the loop's thread would only make the caller wait for the GIL);
+- once :data:`DRAIN_AT` durations are waiting on a path: on the pipeline's event loop, like
+  the records' consumers (between tasks rather than inside one). From the loop's own thread
+  that is a ``call_soon``; from another thread (a synchronous program, whose pipeline loop runs
+  in a private thread, or a worker thread) a ``call_soon_threadsafe``: the loop's thread then
+  counts the batch when it next holds the GIL, which in a program that waits for anything (I/O,
+  a sleep, a lock) is while the caller waits, not on its time;
 - by the caller, whatever its thread, once :data:`CAP` are waiting on a path (a loop that
-  does not get to run): what waits stays bounded.
+  does not get to run), or when no pipeline loop runs: what waits stays bounded.
 
 Calls that raised, or ran with hooks, update the histogram directly (they are the rare path).
 """
@@ -76,17 +78,20 @@ class PendingTimes:
         if not path.listed:                 # then the listing (see above)
             path.listed = True
             pending.waiting.append(path)
-        if len(durations) >= DRAIN_AT:      # count the backlog
+        if len(durations) >= pending.threshold:   # count the backlog
             pending.drain_soon(len(durations))
+
+    ``threshold`` is :data:`DRAIN_AT`, and :data:`CAP` while a drain is scheduled: until it
+    runs, the calls do not come back to :meth:`drain_soon` on every call.
     """
 
-    __slots__ = ("lock", "profiler", "scheduled", "waiting")
+    __slots__ = ("lock", "profiler", "threshold", "waiting")
 
     def __init__(self, profiler: Profiler) -> None:
         self.profiler = profiler
         self.waiting: deque[PathTimes] = deque()
         self.lock = threading.Lock()
-        self.scheduled = False
+        self.threshold = DRAIN_AT
 
     def drain(self) -> None:
         """Count every waiting duration in the current ``time_profiler`` histogram (or forget
@@ -115,33 +120,28 @@ class PendingTimes:
             state.telemetry._internal_error("profiler", exc)
 
     def drain_soon(self, backlog: int) -> None:
-        """Called by a call that left ``backlog`` (>= :data:`DRAIN_AT`) durations on its path.
-        On the pipeline's loop thread, schedule a drain on the loop (once per batch: it runs
-        between tasks, not in the middle of one); elsewhere (a synchronous program, a thread),
-        or past :data:`CAP`, drain now: handing the work to the loop's thread would only make
-        the caller wait for the GIL while that thread does it. Never raises."""
+        """Called by a call that left ``backlog`` (>= ``threshold``) durations on its path.
+        Schedule a drain on the pipeline's loop (it runs between tasks, not in the middle of
+        one, and off the caller's thread when the caller is another thread; until it runs the
+        threshold is :data:`CAP`); past :data:`CAP`, or with no running loop, drain now.
+        Never raises."""
         try:
             pipeline = self.profiler.telemetry._pipeline
             loop = pipeline.loop
-            if (
-                backlog >= CAP
-                or loop is None
-                or _get_ident() != pipeline._loop_thread
-                or not pipeline.running
-                or loop.is_closed()
-            ):
+            if backlog >= CAP or loop is None or not pipeline.running or loop.is_closed():
                 self.drain()
                 return
-            if self.scheduled:
-                return
-            self.scheduled = True
-            loop.call_soon(self._scheduled_drain)
+            self.threshold = CAP
+            if _get_ident() == pipeline._loop_thread:
+                loop.call_soon(self._scheduled_drain)
+            else:
+                loop.call_soon_threadsafe(self._scheduled_drain)
         except Exception as exc:  # telemetry never breaks the application
-            self.scheduled = False
+            self.threshold = DRAIN_AT
             self.profiler.telemetry._internal_error("profiler", exc)
 
     def _scheduled_drain(self) -> None:
-        self.scheduled = False
+        self.threshold = DRAIN_AT
         self.drain()
 
 

@@ -125,10 +125,21 @@ async def test_a_task_that_never_yields_counts_its_backlog_itself_past_the_cap(
     await tel.shutdown(timeout=5)
 
 
-def test_a_synchronous_caller_counts_its_batches_itself(memory: MemoryHandler) -> None:
-    """Off the loop's thread the caller drains each batch at once (handing it to the loop's
-    thread would only make it wait for the GIL); nothing waits longer than one batch, even
-    with the pipeline's loop stuck."""
+def test_a_synchronous_caller_hands_its_batches_to_the_loop_thread(
+    memory: MemoryHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a synchronous program the pipeline's loop runs in its own thread: a caller's full
+    batches are counted there (while the caller waits for anything, not on its time), without a
+    read; with that loop stuck, the caller counts the backlog itself once :data:`CAP` wait, so
+    what waits stays bounded; and every call is counted once."""
+    drained_on: list[int] = []
+    drain = _profile_times.PendingTimes.drain
+
+    def recorded(pending: _profile_times.PendingTimes) -> None:
+        drained_on.append(threading.get_ident())
+        drain(pending)
+
+    monkeypatch.setattr(_profile_times.PendingTimes, "drain", recorded)
     tel, prof = started(memory)
 
     @prof.profile
@@ -137,6 +148,19 @@ def test_a_synchronous_caller_counts_its_batches_itself(memory: MemoryHandler) -
 
     leaf()
     assert tel.flush_sync(timeout=5)
+    loop_thread = tel._pipeline._loop_thread
+    assert loop_thread not in (None, threading.get_ident())
+    drained_on.clear()
+    for _ in range(3 * _profile_times.DRAIN_AT):
+        leaf()
+    for _ in range(500):  # the loop's thread catches up, with no read
+        if waiting(prof) < _profile_times.DRAIN_AT:
+            break
+        time.sleep(0.01)
+    assert waiting(prof) < _profile_times.DRAIN_AT
+    assert drained_on
+    assert set(drained_on) == {loop_thread}  # never on the caller's time
+
     loop = tel._pipeline.loop
     assert loop is not None
     release = threading.Event()
@@ -144,13 +168,16 @@ def test_a_synchronous_caller_counts_its_batches_itself(memory: MemoryHandler) -
     time.sleep(0.05)
     most = 0
     try:
-        for _ in range(5_000):
+        for _ in range(2 * _profile_times.CAP):
             leaf()
             most = max(most, waiting(prof))
     finally:
         release.set()
-    assert most <= _profile_times.DRAIN_AT
-    assert counts(tel) == {f"{MODULE}:leaf": 5_001}
+    assert _profile_times.DRAIN_AT < most <= _profile_times.CAP
+    assert threading.get_ident() in drained_on  # the stuck loop: the caller counted
+    assert counts(tel) == {
+        f"{MODULE}:leaf": 1 + 3 * _profile_times.DRAIN_AT + 2 * _profile_times.CAP
+    }
     tel.shutdown_sync(timeout=5)
 
 
