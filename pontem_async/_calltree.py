@@ -58,9 +58,12 @@ __all__ = [
     "ANCHOR",
     "ANCHOR_TTL_NS",
     "ATTRIBUTES",
+    "CALLS_DROPPED",
+    "DROPPED_CALLS",
     "DURATION",
     "ENDED_TREE",
     "ERROR",
+    "MAX_CHILDREN",
     "NAME",
     "NODE_FIELDS",
     "RECORD",
@@ -229,10 +232,22 @@ ANCHOR = 8
 START_UNIX_NANO = 9
 RESOURCE = 10
 RECORD = 11
+CALLS_DROPPED = 12
+"""How many calls the tree did not keep (:data:`MAX_CHILDREN`)."""
 NODE_FIELDS = 8
 """Fields of a child node: its children follow them."""
-ROOT_FIELDS = 12
+ROOT_FIELDS = 13
 """Fields of a root node: its children follow them."""
+
+MAX_CHILDREN = 10_000
+"""Calls kept directly under one call. A root that runs for the life of the process (a
+worker's loop, a ``main()`` that is profiled) would otherwise keep every call it ever made:
+past this many, the calls made directly under a node are still timed (``time_profiler``) but
+join no tree, and the record counts them in its root's attributes (:data:`DROPPED_CALLS`).
+The check is one ``len()`` of the parent, fields included, so a root keeps 5 calls less than a
+child does; a drop's count is a read and a write, so calls that several threads drop at the
+same moment may be counted once."""
+DROPPED_CALLS = "pontem.dropped_calls"
 
 
 def children_of(node: Node) -> Node:
@@ -272,10 +287,10 @@ def open_root(name: str, attributes: dict[str, Any]) -> RootNode:
     if perf - read_at > ANCHOR_TTL_NS or perf < read_at:
         anchor = _refresh_anchor()
     # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES,
-    # ANCHOR, START_UNIX_NANO, RESOURCE, RECORD
+    # ANCHOR, START_UNIX_NANO, RESOURCE, RECORD, CALLS_DROPPED
     return [
         name, None, trace_id, None, perf, None, None, attributes,
-        anchor, anchor + perf, None, None,
+        anchor, anchor + perf, None, None, 0,
     ]  # fmt: skip
 
 
@@ -291,7 +306,10 @@ def open_child(parent: Node, name: str, attributes: dict[str, Any]) -> Node:
     # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
     node = [name, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
     if root[DURATION] is None:  # the tree is not frozen yet
-        parent.append(node)
+        if len(parent) < MAX_CHILDREN + NODE_FIELDS:
+            parent.append(node)
+        else:  # the parent keeps no more calls
+            root[CALLS_DROPPED] += 1
     return node
 
 
@@ -357,6 +375,8 @@ def root_record_locked(root: RootNode) -> ProfileRecord:
         root[SPAN_ID] = span_id
     if len(root) == ROOT_FIELDS:  # a leaf (most roots): freeze_tree's tuple, directly
         attributes = root[ATTRIBUTES] or None
+        if root[CALLS_DROPPED]:  # (only with MAX_CHILDREN below 6)
+            attributes = _with_dropped_calls(root)
         frozen = (root[NAME], span_id, None, start, duration, root[ERROR], attributes, ())
         unfinished = 0
     else:
@@ -388,10 +408,16 @@ def freeze_tree(root: RootNode, end_perf_ns: int) -> tuple[FrozenNode, int]:
         root[START_UNIX_NANO],
         root[DURATION],
         root[ERROR],
-        root[ATTRIBUTES] or None,  # any dict keeps a tuple tracked, even an empty one
+        # any dict keeps a tuple tracked, even an empty one
+        _with_dropped_calls(root) if root[CALLS_DROPPED] else (root[ATTRIBUTES] or None),
         tuple([_freeze(c, span_id, anchor, end_perf_ns, unfinished) for c in root[ROOT_FIELDS:]]),
     )
     return frozen, unfinished[0]
+
+
+def _with_dropped_calls(root: RootNode) -> dict[str, Any]:
+    """The root's attributes, plus how many calls its full tree did not take."""
+    return {**root[ATTRIBUTES], DROPPED_CALLS: root[CALLS_DROPPED]}
 
 
 def _freeze(

@@ -33,9 +33,12 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from pontem_async import _calltree
 from pontem_async._calltree import (
+    CALLS_DROPPED,
     DURATION,
     NAME,
+    NODE_FIELDS,
     ROOT,
     START,
     TRACE_ID,
@@ -180,6 +183,7 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
     profiler, leave, attributes = site.profiler, site.leave, site.attributes
     paths, child_times, times = site.paths, site.child_times, site.profiler._times
     waiting = times.waiting.append
+    keep = _calltree.MAX_CHILDREN + NODE_FIELDS  # a parent's length while it takes children
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -198,7 +202,10 @@ def _coroutine(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
             node = [path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
             if root[DURATION] is None:  # the tree is not frozen yet
-                parent.append(node)
+                if len(parent) < keep:
+                    parent.append(node)
+                else:  # the parent keeps no more calls (MAX_CHILDREN)
+                    root[CALLS_DROPPED] += 1
         token = _set(node)
         # Each way out resets the context, then closes the node: a return without hooks (the
         # common case) inline or through ``State.end_root``, the rest through ``leave``.
@@ -237,6 +244,7 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
     profiler, leave, attributes = site.profiler, site.leave, site.attributes
     paths, child_times, times = site.paths, site.child_times, site.profiler._times
     waiting = times.waiting.append
+    keep = _calltree.MAX_CHILDREN + NODE_FIELDS  # a parent's length while it takes children
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -255,7 +263,10 @@ def _function(site: _Site, func: Callable[..., Any]) -> Callable[..., Any]:
             # NAME, SPAN_ID, TRACE_ID, ROOT, START, DURATION, ERROR, ATTRIBUTES
             node = [path.path, None, parent[TRACE_ID], root, _perf_ns(), None, None, attributes]
             if root[DURATION] is None:  # the tree is not frozen yet
-                parent.append(node)
+                if len(parent) < keep:
+                    parent.append(node)
+                else:  # the parent keeps no more calls (MAX_CHILDREN)
+                    root[CALLS_DROPPED] += 1
         token = _set(node)
         try:  # as in _coroutine
             result = func(*args, **kwargs)

@@ -364,6 +364,88 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
     assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
 
 
+def test_a_root_that_runs_on_keeps_at_most_max_children_and_counts_the_rest(
+    tel: Telemetry, prof: Profiler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root that never ends (a worker's loop) must not keep every call it makes: a call keeps
+    at most ``MAX_CHILDREN`` calls directly under it (a root 5 fewer: the check counts a child
+    node's fields), the others are freed at once, still timed, and counted in the root's
+    attributes."""
+    monkeypatch.setattr(_calltree, "MAX_CHILDREN", 50)
+    kept = 50 - (ROOT_FIELDS - NODE_FIELDS)
+    before = live_nodes()
+    alive: list[int] = []
+
+    @prof.profile
+    def inner() -> None:
+        pass
+
+    @prof.profile
+    def leaf() -> None:
+        inner()
+
+    @prof.profile
+    def fan() -> Iterator[int]:  # a generator: the generic path (open_child)
+        for i in range(80):
+            inner()
+            yield i
+
+    @prof.profile
+    def worker() -> None:
+        sum(fan())  # 50 of its 80 calls kept
+        for _ in range(500):
+            leaf()
+        alive.append(live_nodes() - before)
+
+    with capture(tel) as cap:
+        worker()
+    (record,) = profiles(cap.records)
+    assert alive == [1 + 1 + 50 + 2 * (kept - 1)]  # root, fan and its 50, the leaves kept
+    assert len(list(record.root.walk())) == alive[0]
+    fan_node, *leaves = record.root.children
+    assert len(fan_node.children) == 50
+    assert [c.name for c in leaves] == ["test_calltree:worker.leaf"] * (kept - 1)
+    assert record.root.attributes == {"pontem.dropped_calls": 30 + 500 - (kept - 1)}
+    assert record.unfinished == 0
+    counted = {
+        p.labels["method"]: p.value.count  # type: ignore[union-attr]
+        for r in tel.metrics.snapshot()
+        if r.name == "time_profiler"
+        for p in r.points
+    }
+    assert counted == {
+        "test_calltree:worker": 1,
+        "test_calltree:worker.fan": 1,
+        "test_calltree:worker.fan.inner": 80,
+        "test_calltree:worker.leaf": 500,
+        "test_calltree:worker.leaf.inner": 500,
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_coroutine_root_takes_at_most_max_calls_too(
+    tel: Telemetry, prof: Profiler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coroutine wrapper's copy of the child opening keeps the same bound, across tasks."""
+    monkeypatch.setattr(_calltree, "MAX_CHILDREN", 30)
+    kept = 30 - (ROOT_FIELDS - NODE_FIELDS)
+
+    @prof.profile
+    async def leaf() -> None:
+        await asyncio.sleep(0)
+
+    @prof.profile
+    async def worker() -> None:
+        for _ in range(10):
+            await asyncio.gather(*(leaf() for _ in range(10)))
+
+    with capture(tel) as cap:
+        await worker()
+    (record,) = profiles(cap.records)
+    assert len(record.root.children) == kept
+    assert record.root.attributes == {"pontem.dropped_calls": 100 - kept}
+
+
 @pytest.mark.parametrize("freezer", ["caller", "consumer"])
 def test_span_ids_read_while_the_tree_freezes_are_the_ones_in_the_record(freezer: str) -> None:
     """A span id is made at its first read (a log inside the call, or the freeze): 8 threads
