@@ -247,7 +247,7 @@ def _ids_ns(ct: Any) -> float | None:
 
 
 def _node_ns(ct: Any, env: dict[str, Any]) -> float | None:
-    if hasattr(ct, "new_node"):  # nodes are lists: the literal the wrappers build
+    if hasattr(ct, "ROOT_FIELDS"):  # nodes are lists: the literal the wrappers build
         return _ns("['n', None, 't', None, 2, None, None, attrs]", env)
     try:
         return _ns("ct.Node('n', 's', 't', None, attrs, 2)", env)

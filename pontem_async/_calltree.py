@@ -84,7 +84,6 @@ __all__ = [
     "error_info",
     "finish_root",
     "freeze_tree",
-    "new_node",
     "open_child",
     "open_root",
     "owner_name",
@@ -204,14 +203,16 @@ started once the root has a duration (its tree is frozen) is not appended to the
 calls made from a task that outlives its root never make a finished tree grow. (A root and its
 children form a reference cycle while the root runs; the freeze points them to
 :data:`ENDED_TREE` instead, so the nodes are freed by reference counting alone.)
-:func:`new_node` builds one for tests and tools; the profiler writes the list literal itself.
+:func:`open_root` and :func:`open_child` build them (the wrappers carry the child's list
+literal inline).
 """
 RootNode: TypeAlias = list[Any]
-"""A root: a :data:`Node` with four more fields. :data:`ANCHOR` is ``time_ns() -
+"""A root: a :data:`Node` with five more fields. :data:`ANCHOR` is ``time_ns() -
 perf_counter_ns()`` (read at most once a millisecond, see :data:`_anchor`), so every node's
 wall start is one addition, consistent with the monotonic durations of the same tree;
 :data:`RESOURCE` (the telemetry's resource at the root's end) and :data:`RECORD` (None until
-the first :func:`root_record`) are set when the root returns. Once it returned, a root stands
+the first :func:`root_record`) are set when the root returns; :data:`CALLS_DROPPED` counts
+the calls its tree did not keep (:data:`MAX_CHILDREN`). Once it returned, a root stands
 in the handlers' queues for its record: the only plain ``list`` a queue ever holds."""
 
 NAME = 0
@@ -254,19 +255,6 @@ def children_of(node: Node) -> Node:
     """A copy of ``node``'s children (a slice: atomic, so a child that another thread appends
     meanwhile is in it or not, never half)."""
     return node[ROOT_FIELDS:] if node[ROOT] is None else node[NODE_FIELDS:]
-
-
-def new_node(
-    name: str,
-    trace_id: str,
-    root: Node | None,
-    attributes: dict[str, Any],
-    start_perf_ns: int,
-    span_id: str | None = None,
-) -> Node:
-    """A running child node, without children (for tests and tools: the profiler builds the
-    list inline)."""
-    return [name, span_id, trace_id, root, start_perf_ns, None, None, attributes]
 
 
 ENDED_TREE: Node = ["", None, "", None, 0, 0, None, {}]

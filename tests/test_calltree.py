@@ -67,6 +67,16 @@ def shape(node: CallNode) -> tuple[str, list[Any]]:
     return node.name, [shape(child) for child in node.children]
 
 
+def time_counts(tel: Telemetry) -> dict[str, int]:
+    """``time_profiler``'s count per method path."""
+    return {
+        p.labels["method"]: p.value.count  # type: ignore[union-attr]
+        for r in tel.metrics.snapshot()
+        if r.name == "time_profiler"
+        for p in r.points
+    }
+
+
 def check_links(record: ProfileRecord) -> None:
     """Every node: well-formed ids, its parent's span id, started within its parent."""
     root = record.root
@@ -355,13 +365,7 @@ def test_threads_calling_across_the_root_end_leave_a_consistent_tree(
     unfinished = [c for c in children if c.attributes.get("unfinished")]
     assert len(unfinished) == record.unfinished <= 8  # at most one in flight per thread
     assert all(c.duration_ns is not None for c in children)
-    counted = {
-        p.labels["method"]: p.value.count  # type: ignore[union-attr]
-        for r in tel.metrics.snapshot()
-        if r.name == "time_profiler"
-        for p in r.points
-    }
-    assert counted == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
+    assert time_counts(tel) == {"test_calltree:root": 1, "test_calltree:root.leaf": 2_400}
 
 
 def test_a_root_that_runs_on_keeps_at_most_max_children_and_counts_the_rest(
@@ -407,13 +411,7 @@ def test_a_root_that_runs_on_keeps_at_most_max_children_and_counts_the_rest(
     assert [c.name for c in leaves] == ["test_calltree:worker.leaf"] * (kept - 1)
     assert record.root.attributes == {"pontem.dropped_calls": 30 + 500 - (kept - 1)}
     assert record.unfinished == 0
-    counted = {
-        p.labels["method"]: p.value.count  # type: ignore[union-attr]
-        for r in tel.metrics.snapshot()
-        if r.name == "time_profiler"
-        for p in r.points
-    }
-    assert counted == {
+    assert time_counts(tel) == {
         "test_calltree:worker": 1,
         "test_calltree:worker.fan": 1,
         "test_calltree:worker.fan.inner": 80,
@@ -444,6 +442,24 @@ async def test_a_coroutine_root_takes_at_most_max_calls_too(
     (record,) = profiles(cap.records)
     assert len(record.root.children) == kept
     assert record.root.attributes == {"pontem.dropped_calls": 100 - kept}
+
+
+def test_a_first_read_of_a_span_id_waits_for_a_freeze_in_progress() -> None:
+    """Deterministically, what the threaded test below can only provoke: while a freeze holds
+    the tree lock (a consumer holds it for its batch), a log's first read of an id waits, and
+    then gets the id the freeze gave the node, not one of its own."""
+    root = open_root("m:f", {})
+    child = open_child(root, "m:f.g", {})
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(_calltree.span_id_of(child)))
+    with _calltree.tree_lock:  # the freeze
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive()  # waiting for the lock
+        child[SPAN_ID] = "f" * 16  # the id the freeze gives it
+    reader.join(5)
+    assert got == ["f" * 16]
+    assert _calltree.span_id_of(child) == "f" * 16  # set once, never changed
 
 
 @pytest.mark.parametrize("freezer", ["caller", "consumer"])
